@@ -1,0 +1,3 @@
+"""Namaskah Partners: affiliate, partner and reseller platform."""
+
+__version__ = "0.1.0"

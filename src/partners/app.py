@@ -1,0 +1,85 @@
+"""The FastAPI app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from partners import __version__
+from partners.db.engine import create_engine
+from partners.db.session import Database
+from partners.kit.errors import AppError
+from partners.kit.logging import configure_logging
+from partners.kit.middleware import RequestContextMiddleware
+from partners.kit.problems import install_problem_handlers
+from partners.settings import Settings, get_settings
+
+
+class NotReady(AppError):
+    status = 503
+    title = "Not ready"
+    type_slug = "not-ready"
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(json=settings.environment == "production", level=settings.log_level)
+    database = database or Database(create_engine(settings.database_url))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if settings.embedded_worker:
+            from partners.jobs.worker import EmbeddedWorker
+
+            worker = EmbeddedWorker(database, settings)
+            await worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            await database.dispose()
+
+    app = FastAPI(title="Namaskah Partners", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.database = database
+    app.add_middleware(RequestContextMiddleware)
+    install_problem_handlers(app)
+    _add_operational_routes(app)
+    _include_routers(app)
+    return app
+
+
+def _add_operational_routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/ready", tags=["ops"])
+    async def ready(request: Request) -> dict[str, str]:
+        database: Database = request.app.state.database
+        try:
+            async with database.read() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as error:
+            raise NotReady(f"database unavailable: {type(error).__name__}") from error
+        return {"status": "ready", "database": database.dialect}
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Each domain's thin router. Added here, and only here."""
+    from partners.identity.api import router as identity_router
+    from partners.jobs.api import router as jobs_router
+    from partners.ledger.api import router as ledger_router
+
+    for router in (identity_router, ledger_router, jobs_router):
+        app.include_router(router)

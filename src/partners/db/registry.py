@@ -1,0 +1,16 @@
+"""Imports every domain's models so `Base.metadata` knows all tables (Alembic, tests, create_all)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = (
+    "partners.ledger.models",
+    "partners.identity.models",
+    "partners.jobs.models",
+)
+
+
+def load_all_models() -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(module)

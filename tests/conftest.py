@@ -1,0 +1,127 @@
+"""Test fixtures: every test that asks for `database` runs on SQLite and on PostgreSQL.
+
+PostgreSQL: `PARTNERS_TEST_DATABASE_URL` (default postgresql://postgres@127.0.0.1:5432/partners_test), created
+if missing. Without a reachable server the PostgreSQL half is skipped with a loud notice, except under
+CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from partners.app import create_app
+from partners.db.base import Base
+from partners.db.engine import create_engine
+from partners.db.registry import load_all_models
+from partners.db.session import Database
+from partners.settings import Settings
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/partners_test"
+PG_URL = os.environ.get("PARTNERS_TEST_DATABASE_URL", DEFAULT_PG_URL)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+load_all_models()
+
+_pg_state: dict[str, Any] = {"checked": False, "error": None}
+
+
+def _sync_pg_url(url: str) -> sa.URL:
+    return make_url(url).set(drivername="postgresql+psycopg")
+
+
+def _prepare_postgres() -> str | None:
+    """Create the test database if missing and lay the schema once. Returns an error text or None."""
+    if _pg_state["checked"]:
+        return _pg_state["error"]  # type: ignore[no-any-return]
+    _pg_state["checked"] = True
+    url = _sync_pg_url(PG_URL)
+    try:
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database})
+            if exists.scalar() is None:
+                conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+        admin.dispose()
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+            Base.metadata.create_all(conn)
+        engine.dispose()
+    except Exception as error:
+        _pg_state["error"] = f"{type(error).__name__}: {error}"
+    return _pg_state["error"]  # type: ignore[no-any-return]
+
+
+def _truncate_postgres() -> None:
+    engine = sa.create_engine(_sync_pg_url(PG_URL))
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    if not tables:
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _pg_state["error"] and not IN_CI:
+        terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(f"PostgreSQL at {PG_URL} is not reachable: {_pg_state['error']}")
+        terminalreporter.write_line("Only the SQLite half ran. Start PostgreSQL or set PARTNERS_TEST_DATABASE_URL.")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "partners.db"
+        engine = sa.create_engine(f"sqlite:///{path}")
+        Base.metadata.create_all(engine)
+        engine.dispose()
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    error = _prepare_postgres()
+    if error:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI=true: {error}")
+        pytest.skip(f"PostgreSQL unavailable: {error}")
+    _truncate_postgres()
+    yield PG_URL
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(create_engine(database_url))
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        PARTNERS_ENV="test",
+        DATABASE_URL=database_url,
+        SECRET_KEY="test-secret-key-0123456789abcdef",
+        PARTNERS_EMBEDDED_WORKER=False,
+        PARTNERS_EMAIL_BACKEND="file",
+        PARTNERS_EMAIL_DIR=str(tmp_path / "mail"),
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, database: Database) -> Any:
+    return create_app(settings, database)
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from partners.settings import Settings, describe_settings_error
+
+
+async def test_health_and_ready(client: httpx.AsyncClient) -> None:
+    health = await client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    ready = await client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["database"] in ("sqlite", "postgresql")
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    generated = await client.get("/health")
+    assert len(generated.headers["x-request-id"]) == 32
+    echoed = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+
+
+async def test_unknown_route_is_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+
+
+async def test_metrics_are_prometheus_text(client: httpx.AsyncClient) -> None:
+    await client.get("/health")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "partners_http_requests_total" in response.text
+
+
+async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    assert (await client.get("/openapi.json")).json()["info"]["title"] == "Namaskah Partners"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AFFILIATE_COMMISSION_RATES", '{"starter": 1.5}'),
+        ("AFFILIATE_COMMISSION_RATES", "not json"),
+        ("PAYOUT_MINIMUM_AMOUNT", "fifty"),
+        ("COMMISSION_CALCULATION_FREQUENCY", "yearly"),
+    ],
+)
+def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(Exception) as caught:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    line = describe_settings_error(caught.value)  # type: ignore[arg-type]
+    assert line.startswith(f"invalid setting {variable}:")
+    assert "\n" not in line
+
+
+def test_plan_variables_parse_in_their_documented_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AFFILIATE_COMMISSION_RATES", '{"starter": 0.05, "pro": 0.15, "enterprise": 0.25}')
+    monkeypatch.setenv("PAYOUT_MINIMUM_AMOUNT", "50.0")
+    monkeypatch.setenv("COMMISSION_CALCULATION_FREQUENCY", "daily")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert str(settings.affiliate_commission_rates["pro"]) == "0.15"
+    assert settings.payout_minimum_minor() == 5000
+    assert settings.commission_calculation_frequency == "daily"
