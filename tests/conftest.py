@@ -16,6 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from partners.app import create_app
 from partners.db.base import Base
@@ -30,7 +31,10 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 load_all_models()
 
-_pg_state: dict[str, Any] = {"checked": False, "error": None}
+_pg_state: dict[str, Any] = {"checked": False, "error": None, "lock": None}
+# Held for the whole pytest session: two test runs on one machine take turns on the test database
+# instead of truncating each other's tables.
+TEST_RUN_LOCK_ID = 7_231_100
 
 
 def _sync_pg_url(url: str) -> sa.URL:
@@ -44,12 +48,13 @@ def _prepare_postgres() -> str | None:
     _pg_state["checked"] = True
     url = _sync_pg_url(PG_URL)
     try:
-        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database})
-            if exists.scalar() is None:
-                conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
-        admin.dispose()
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        lock = admin.connect()
+        lock.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": TEST_RUN_LOCK_ID})
+        _pg_state["lock"] = lock
+        exists = lock.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database})
+        if exists.scalar() is None:
+            lock.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
         engine = sa.create_engine(url)
         with engine.begin() as conn:
             conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -69,6 +74,16 @@ def _truncate_postgres() -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+def prepare_postgres() -> str | None:
+    """For tests that need PostgreSQL beyond the `database` fixture: the error text, or None when ready."""
+    return _prepare_postgres()
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    if _pg_state["lock"] is not None:
+        _pg_state["lock"].close()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

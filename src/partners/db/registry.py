@@ -8,6 +8,12 @@ MODEL_MODULES = (
     "partners.ledger.models",
     "partners.identity.models",
     "partners.jobs.models",
+    "partners.audit.models",
+    "partners.programs.models",
+    "partners.affiliates.models",
+    "partners.tracking.models",
+    "partners.events.models",
+    "partners.commissions.models",
 )
 
 

@@ -1,0 +1,42 @@
+"""The ledger's words: what callers pass in and read back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from partners.ledger.models import LedgerAccount
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One leg of a journal transaction: `amount` is signed (credit positive) in the account's currency."""
+
+    account: LedgerAccount
+    amount: int
+
+
+@dataclass(frozen=True)
+class Balance:
+    account_id: int
+    currency: str
+    posted: int
+    pending_debits: int
+    pending_credits: int
+
+    @property
+    def available(self) -> int:
+        """What may be spent now: posted minus what holds have reserved away."""
+        return self.posted - self.pending_debits
+
+
+class BalanceOut(BaseModel):
+    account_id: int
+    owner: str
+    kind: str
+    currency: str
+    posted: int
+    pending_debits: int
+    pending_credits: int
+    available: int
