@@ -1,0 +1,252 @@
+"""Authentication dependencies other domains import: `require_staff`, `require_api_key`, `current_session`.
+
+A login session is presented either as `Authorization: Bearer <token>` (the API) or as the session cookie
+(pages). A cookie-authenticated unsafe request must also carry the session's CSRF token, in the
+`X-CSRF-Token` header or a `csrf_token` form field; bearer requests need none, since browsers never add
+that header on their own.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from partners.db.types import utcnow
+from partners.identity import service
+from partners.identity.models import AuthSession, StaffUser, SubjectKind
+from partners.identity.principals import ApiKeyPrincipal, StaffPrincipal
+from partners.identity.roles import ensure_known_permission, ensure_known_scope
+from partners.kit.deps import READ_METHODS, SessionDep, SettingsDep, get_database
+from partners.kit.errors import Forbidden, Unauthorized
+from partners.settings import Settings
+
+SESSION_COOKIES: dict[SubjectKind, str] = {
+    "staff": "partners_staff_session",
+    "partner": "partners_partner_session",
+}
+CSRF_HEADER = "x-csrf-token"
+CSRF_FORM_FIELD = "csrf_token"
+API_KEY_HEADER = "x-api-key"
+API_KEY_MARKER = "npk_"
+# last_seen_at / last_used_at are written at most this often per session or key.
+TOUCH_INTERVAL = timedelta(seconds=60)
+TWO_FACTOR_REQUIRED = (
+    "Two-factor authentication is required: enrol with POST /auth/2fa/setup and POST /auth/2fa/confirm, "
+    "then log in again with a one-time code."
+)
+
+__all__ = [
+    "SESSION_COOKIES",
+    "ApiKeyPrincipal",
+    "CurrentSession",
+    "StaffPrincipal",
+    "authenticate_session",
+    "clear_session_cookie",
+    "current_session",
+    "current_staff_enrolling",
+    "require_api_key",
+    "require_staff",
+    "set_session_cookie",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentSession:
+    auth_session: AuthSession
+    via_cookie: bool
+
+
+# --- cookies -------------------------------------------------------------------------------------------
+
+
+def _cookie_is_secure(request: Request, settings: Settings) -> bool:
+    """Secure everywhere except development and test served over plain http."""
+    return not (settings.environment in ("development", "test") and request.url.scheme == "http")
+
+
+def set_session_cookie(
+    response: Response, request: Request, settings: Settings, *, subject_kind: SubjectKind, token: str
+) -> None:
+    response.set_cookie(
+        SESSION_COOKIES[subject_kind],
+        token,
+        max_age=settings.session_max_age_seconds,
+        path="/",
+        secure=_cookie_is_secure(request, settings),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def clear_session_cookie(
+    response: Response, request: Request, settings: Settings, *, subject_kind: SubjectKind
+) -> None:
+    response.delete_cookie(
+        SESSION_COOKIES[subject_kind],
+        path="/",
+        secure=_cookie_is_secure(request, settings),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+# --- sessions ------------------------------------------------------------------------------------------
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
+async def _csrf_token_sent(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(CSRF_FORM_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def _ensure_csrf(request: Request, auth_session: AuthSession) -> None:
+    sent = await _csrf_token_sent(request)
+    if sent is None or not hmac.compare_digest(sent.encode(), auth_session.csrf_token.encode()):
+        raise Forbidden(f"missing or wrong CSRF token (send the {CSRF_HEADER} header or a csrf_token field)")
+
+
+async def _record_use(
+    request: Request, session: AsyncSession, write: Callable[[AsyncSession], Awaitable[None]]
+) -> None:
+    """Write a last-used time. Safe methods run on a read-only unit of work, so they get their own."""
+    if request.method in READ_METHODS:
+        async with get_database(request).write() as writer:
+            await write(writer)
+    else:
+        await write(session)
+
+
+async def authenticate_session(
+    request: Request, session: AsyncSession, settings: Settings, *, subject_kind: SubjectKind
+) -> CurrentSession:
+    """The caller's live session of this kind (bearer token first, then the cookie), CSRF checked."""
+    token = _bearer_token(request)
+    via_cookie = token is None
+    if token is None:
+        token = request.cookies.get(SESSION_COOKIES[subject_kind])
+    if not token:
+        raise Unauthorized("authentication required: log in first")
+    if token.startswith(API_KEY_MARKER):
+        raise Unauthorized("an API key cannot be used here: log in with a user account")
+    now = utcnow()
+    auth_session = await service.resolve_session(session, settings, token, subject_kind=subject_kind, now=now)
+    if auth_session is None:
+        raise Unauthorized("the session is invalid, expired or logged out: log in again")
+    if via_cookie and request.method not in READ_METHODS:
+        await _ensure_csrf(request, auth_session)
+    if now - auth_session.last_seen_at >= TOUCH_INTERVAL:
+        session_id = auth_session.id
+        await _record_use(request, session, lambda unit: service.touch_session(unit, session_id, now))
+    return CurrentSession(auth_session=auth_session, via_cookie=via_cookie)
+
+
+def current_session(subject_kind: SubjectKind) -> Callable[..., Awaitable[CurrentSession]]:
+    """A dependency: the caller's live session of `subject_kind` (401 without one, 403 on a CSRF failure)."""
+
+    async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> CurrentSession:
+        return await authenticate_session(request, session, settings, subject_kind=subject_kind)
+
+    return dependency
+
+
+# --- staff ---------------------------------------------------------------------------------------------
+
+
+def two_factor_blocks(settings: Settings, auth_session: AuthSession) -> bool:
+    return settings.require_staff_2fa and auth_session.two_factor_pending
+
+
+async def _staff_principal(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    permission: str | None,
+    allow_two_factor_pending: bool,
+) -> StaffPrincipal:
+    current = await authenticate_session(request, session, settings, subject_kind="staff")
+    user = await session.get(StaffUser, current.auth_session.subject_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("this account is deactivated")
+    if not allow_two_factor_pending and two_factor_blocks(settings, current.auth_session):
+        raise Forbidden(TWO_FACTOR_REQUIRED)
+    principal = StaffPrincipal(
+        user_id=user.id, email=user.email, name=user.name, role=user.role, session_id=current.auth_session.id
+    )
+    if permission is not None and not principal.can(permission):
+        raise Forbidden(f"the {user.role.value} role does not have the {permission!r} permission")
+    return principal
+
+
+def require_staff(permission: str) -> Callable[..., Awaitable[StaffPrincipal]]:
+    """A dependency: the logged-in staff member holding `permission` (401 / 403 problem+json otherwise)."""
+    ensure_known_permission(permission)
+
+    async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> StaffPrincipal:
+        return await _staff_principal(
+            request, session, settings, permission=permission, allow_two_factor_pending=False
+        )
+
+    return dependency
+
+
+async def current_staff(request: Request, session: SessionDep, settings: SettingsDep) -> StaffPrincipal:
+    """Any logged-in, active staff member, whatever the role."""
+    return await _staff_principal(request, session, settings, permission=None, allow_two_factor_pending=False)
+
+
+async def current_staff_enrolling(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> StaffPrincipal:
+    """Any logged-in staff member, even one who must still enrol in 2FA (for /auth/me, logout, 2FA setup)."""
+    return await _staff_principal(request, session, settings, permission=None, allow_two_factor_pending=True)
+
+
+# --- host API keys -------------------------------------------------------------------------------------
+
+
+def _api_key_sent(request: Request) -> str | None:
+    header = request.headers.get(API_KEY_HEADER)
+    if header:
+        return header.strip()
+    bearer = _bearer_token(request)
+    return bearer if bearer is not None and bearer.startswith(API_KEY_MARKER) else None
+
+
+def require_api_key(scope: str) -> Callable[..., Awaitable[ApiKeyPrincipal]]:
+    """A dependency: the host API key (X-API-Key or Bearer npk_...) holding `scope` (401 / 403 otherwise)."""
+    ensure_known_scope(scope)
+
+    async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> ApiKeyPrincipal:
+        raw_key = _api_key_sent(request)
+        if raw_key is None:
+            raise Unauthorized("an API key is required: send X-API-Key or Authorization: Bearer npk_...")
+        api_key = await service.verify_api_key(session, settings, raw_key)
+        if api_key is None:
+            raise Unauthorized("invalid or revoked API key")
+        if scope not in api_key.scopes:
+            raise Forbidden(f"this API key does not have the {scope!r} scope")
+        now = utcnow()
+        if api_key.last_used_at is None or now - api_key.last_used_at >= TOUCH_INTERVAL:
+            key_id = api_key.id
+            await _record_use(request, session, lambda unit: service.touch_api_key(unit, key_id, now))
+        return ApiKeyPrincipal(key_id=api_key.id, name=api_key.name, scopes=frozenset(api_key.scopes))
+
+    return dependency
