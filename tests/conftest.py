@@ -8,6 +8,11 @@ CI=true, where it fails.
 from __future__ import annotations
 
 import os
+
+# Cheaper Argon2id for the suite (set before partners.identity.passwords is imported).
+os.environ.setdefault("PARTNERS_ARGON2_TIME_COST", "1")
+os.environ.setdefault("PARTNERS_ARGON2_MEMORY_KIB", "1024")
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +37,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 load_all_models()
 
 _pg_state: dict[str, Any] = {"checked": False, "error": None, "lock": None}
-# Held for the whole pytest session: two test runs on one machine take turns on the test database
-# instead of truncating each other's tables.
-TEST_RUN_LOCK_ID = 7_231_100
+# Held for the whole pytest session: two test runs on one test database take turns instead of
+# truncating each other's tables (runs on different databases don't wait for each other).
+TEST_RUN_LOCK_ID = zlib.crc32((make_url(PG_URL).database or "").encode())
 
 
 def _sync_pg_url(url: str) -> sa.URL:
@@ -48,7 +53,9 @@ def _prepare_postgres() -> str | None:
     _pg_state["checked"] = True
     url = _sync_pg_url(PG_URL)
     try:
-        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        admin = sa.create_engine(
+            url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+        )
         lock = admin.connect()
         lock.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": TEST_RUN_LOCK_ID})
         _pg_state["lock"] = lock
@@ -90,7 +97,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _pg_state["error"] and not IN_CI:
         terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED", red=True, bold=True)
         terminalreporter.write_line(f"PostgreSQL at {PG_URL} is not reachable: {_pg_state['error']}")
-        terminalreporter.write_line("Only the SQLite half ran. Start PostgreSQL or set PARTNERS_TEST_DATABASE_URL.")
+        terminalreporter.write_line(
+            "Only the SQLite half ran. Start PostgreSQL or set PARTNERS_TEST_DATABASE_URL."
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

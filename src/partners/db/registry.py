@@ -14,6 +14,8 @@ MODEL_MODULES = (
     "partners.tracking.models",
     "partners.events.models",
     "partners.commissions.models",
+    "partners.disputes.models",
+    "partners.payouts.models",
 )
 
 

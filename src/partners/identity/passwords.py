@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from anyio import to_thread
@@ -13,7 +14,16 @@ from partners.kit.errors import Unprocessable
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 
-_password_hash = PasswordHash((Argon2Hasher(),))
+# Argon2id cost, tunable per deployment. The defaults are argon2-cffi's (64 MiB, 3 passes); the test
+# suite lowers them so thousands of hashes stay quick (still Argon2id).
+_password_hash = PasswordHash(
+    (
+        Argon2Hasher(
+            time_cost=int(os.environ.get("PARTNERS_ARGON2_TIME_COST", "3")),
+            memory_cost=int(os.environ.get("PARTNERS_ARGON2_MEMORY_KIB", "65536")),
+        ),
+    )
+)
 
 
 @lru_cache(maxsize=1)

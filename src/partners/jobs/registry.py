@@ -24,6 +24,8 @@ HANDLER_MODULES: tuple[str, ...] = (
     "partners.mail.tasks",
     "partners.programs.tasks",
     "partners.commissions.tasks",
+    "partners.payouts.tasks",
+    "partners.disputes.tasks",
 )
 
 _handlers: dict[str, JobHandler] = {}

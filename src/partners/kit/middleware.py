@@ -25,7 +25,7 @@ log = structlog.get_logger("partners.http")
 def _incoming_request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == REQUEST_ID_HEADER and 0 < len(value) <= 128:
-            return value.decode("latin-1")
+            return bytes(value).decode("latin-1")
     return uuid.uuid4().hex
 
 

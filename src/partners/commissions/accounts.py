@@ -1,0 +1,47 @@
+"""Which ledger accounts hold a partner's earnings.
+
+- `partner:<id>` / `earnings_pending`   — commissions inside their hold period (credited at the purchase);
+- `partner:<id>` / `earnings_available` — approved commissions, payable; payout holds reserve from
+  here. It may go negative only through clawbacks (a refund after approval or payout, posted with
+  allow_overdraft), and then future approvals pay the debt back first;
+- `platform` / `commission_expense`     — the other side of every commission; kept as a sum (no hot row).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from partners.ledger import service as ledger
+from partners.ledger.models import LedgerAccount
+
+PLATFORM_OWNER = "platform"
+EARNINGS_PENDING = "earnings_pending"
+EARNINGS_AVAILABLE = "earnings_available"
+COMMISSION_EXPENSE = "commission_expense"
+
+
+def partner_owner(partner_id: int) -> str:
+    return f"partner:{partner_id}"
+
+
+async def earnings_pending_account(session: AsyncSession, partner_id: int, currency: str) -> LedgerAccount:
+    return await ledger.open_account(
+        session, owner=partner_owner(partner_id), kind=EARNINGS_PENDING, currency=currency
+    )
+
+
+async def earnings_available_account(session: AsyncSession, partner_id: int, currency: str) -> LedgerAccount:
+    return await ledger.open_account(
+        session, owner=partner_owner(partner_id), kind=EARNINGS_AVAILABLE, currency=currency
+    )
+
+
+async def commission_expense_account(session: AsyncSession, currency: str) -> LedgerAccount:
+    return await ledger.open_account(
+        session,
+        owner=PLATFORM_OWNER,
+        kind=COMMISSION_EXPENSE,
+        currency=currency,
+        may_go_negative=True,
+        kept_as_sum=True,
+    )

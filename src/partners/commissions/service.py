@@ -1,0 +1,496 @@
+"""The commission lifecycle: created pending at the purchase, approved after the hold, reversed by refunds,
+rejected or adjusted by staff. Arithmetic comes from `commissions.rules`; money moves only through the ledger
+(accounts in `commissions.accounts`).
+
+- A purchase by an attributed customer pays up to three levels: the customer's partner (level 1), its
+  recruiter (level 2) and the recruiter's recruiter (level 3). Each level is paid by the earning partner's own
+  rate card (level 1: its effective level-1 rate with bonuses; levels 2/3: its own level-2/3 rate), only if
+  that partner can earn (approved, current agreement accepted) and, above level 1, its tier lets it recruit.
+  Whether the customer still pays commission at all (lifetime / first N months / first N purchases) is the
+  level-1 partner's tier's rule. One ledger transaction per purchase: commission_expense - total, each
+  partner's earnings_pending + share.
+- A refund reverses `rules.reversal_delta` of each commission: from earnings_pending while pending, from
+  earnings_available once approved or paid (a clawback: the balance may go negative; later approvals pay it
+  back, since they credit the same account).
+- Approval moves amount - reversed_amount from earnings_pending to earnings_available.
+- An adjustment is a signed staff correction between commission_expense and the partner's current
+  (earnings_available) account.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from partners.affiliates import service as affiliates
+from partners.affiliates.models import Partner
+from partners.audit.service import Actor, record
+from partners.commissions import accounts
+from partners.commissions.models import Commission, CommissionAdjustment
+from partners.commissions.rules import reversal_delta, split_commissions, within_duration
+from partners.events.models import Purchase
+from partners.kit.errors import Conflict, NotFound, Unprocessable
+from partners.ledger import service as ledger
+from partners.ledger.models import LedgerAccount, LedgerTransaction
+from partners.ledger.schemas import Posting
+from partners.programs import service as programs
+from partners.tracking.models import Customer
+
+MAX_LEVELS = 3
+BLOCKED_PARTNER_STATUSES = ("suspended", "banned")
+COMMISSION_KIND = "commission"
+
+
+@dataclass(frozen=True, slots=True)
+class _Earner:
+    partner: Partner
+    level: int
+    rate_bps: int
+    hold_days: int
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+async def get_commission(
+    session: AsyncSession, commission_id: int, *, for_update: bool = False
+) -> Commission:
+    query = sa.select(Commission).where(Commission.id == commission_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    commission = await session.scalar(query)
+    if commission is None:
+        raise NotFound(f"commission {commission_id} not found", field="commission_id")
+    return commission
+
+
+async def commissions_for_purchase(
+    session: AsyncSession, purchase_id: int, *, for_update: bool = False
+) -> list[Commission]:
+    query = sa.select(Commission).where(Commission.purchase_id == purchase_id).order_by(Commission.level)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return list(await session.scalars(query))
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionFilter:
+    partner_id: int | None = None
+    purchase_id: int | None = None
+    status: str | None = None
+    level: int | None = None
+    currency: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def _filtered(query: sa.Select[Commission], where: CommissionFilter) -> sa.Select[Commission]:
+    if where.partner_id is not None:
+        query = query.where(Commission.partner_id == where.partner_id)
+    if where.purchase_id is not None:
+        query = query.where(Commission.purchase_id == where.purchase_id)
+    if where.status is not None:
+        query = query.where(Commission.status == where.status)
+    if where.level is not None:
+        query = query.where(Commission.level == where.level)
+    if where.currency is not None:
+        query = query.where(Commission.currency == where.currency.upper())
+    if where.created_from is not None:
+        query = query.where(Commission.created_at >= where.created_from)
+    if where.created_to is not None:
+        query = query.where(Commission.created_at < where.created_to)
+    return query
+
+
+async def list_commissions(
+    session: AsyncSession, where: CommissionFilter, *, limit: int, offset: int
+) -> tuple[list[Commission], int]:
+    """A page of commissions, newest first, and how many match in all."""
+    query = _filtered(sa.select(Commission), where)
+    total = await session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(Commission.created_at.desc(), Commission.id.desc()).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def adjustments_for(session: AsyncSession, commission_id: int) -> list[CommissionAdjustment]:
+    result = await session.scalars(
+        sa.select(CommissionAdjustment)
+        .where(CommissionAdjustment.commission_id == commission_id)
+        .order_by(CommissionAdjustment.id)
+    )
+    return list(result)
+
+
+# --- creation ------------------------------------------------------------------------------------------
+
+
+async def _purchase_index(session: AsyncSession, purchase: Purchase) -> int:
+    """1 for the customer's first purchase (by insertion order), 2 for the second..."""
+    count = await session.scalar(
+        sa.select(sa.func.count()).where(
+            Purchase.customer_id == purchase.customer_id, Purchase.id <= purchase.id
+        )
+    )
+    return int(count or 0)
+
+
+async def _still_pays(session: AsyncSession, level1: Partner, purchase: Purchase, customer: Customer) -> bool:
+    card = await programs.rate_card(session, level1)
+    if card.tier.commission_duration == "lifetime":
+        return True
+    return within_duration(
+        card.tier.commission_duration,
+        card.tier.commission_duration_value,
+        customer.first_purchase_at,
+        await _purchase_index(session, purchase),
+        purchase.occurred_at,
+    )
+
+
+async def _earners(session: AsyncSession, chain: list[Partner], purchase: Purchase) -> list[_Earner]:
+    earners: list[_Earner] = []
+    for level, partner in enumerate(chain[:MAX_LEVELS], start=1):
+        if not await affiliates.can_earn(session, partner):
+            continue
+        if level == 1:
+            rates = await programs.effective_rates(
+                session, partner, currency=purchase.currency, at=purchase.occurred_at
+            )
+            rate, hold_days = rates.level1_rate_bps, rates.hold_days
+        else:
+            card = await programs.rate_card(session, partner)
+            if not card.tier.can_recruit:
+                continue
+            rate = card.level2_rate_bps if level == 2 else card.level3_rate_bps
+            hold_days = await programs.hold_days_for(session, partner, card.tier, at=purchase.occurred_at)
+        if rate > 0:
+            earners.append(_Earner(partner, level, rate, hold_days))
+    return earners
+
+
+def _shares(amount: int, earners: list[_Earner]) -> list[int]:
+    try:
+        return split_commissions(amount, [earner.rate_bps for earner in earners])
+    except ValueError as error:
+        raise Unprocessable(
+            f"the chain's commission rates cannot be paid: {error}", field="amount"
+        ) from error
+
+
+async def create_commissions_for_purchase(
+    session: AsyncSession, *, purchase: Purchase, customer: Customer, now: datetime
+) -> list[Commission]:
+    """Commissions (pending) and their one ledger transaction for a purchase. Idempotent: a purchase that
+    already has commissions gets them back."""
+    existing = await commissions_for_purchase(session, purchase.id)
+    if existing or customer.partner_id is None:
+        return existing
+    level1 = await affiliates.get_partner(session, customer.partner_id)
+    if not await _still_pays(session, level1, purchase, customer):
+        return []
+    earners = await _earners(session, await affiliates.upline(session, level1, MAX_LEVELS), purchase)
+    paid = [
+        (earner, share)
+        for earner, share in zip(earners, _shares(purchase.amount, earners), strict=True)
+        if share > 0
+    ]
+    if not paid:
+        return []
+    commissions = [
+        Commission(
+            purchase_id=purchase.id,
+            partner_id=earner.partner.id,
+            level=earner.level,
+            currency=purchase.currency,
+            base_amount=purchase.amount,
+            rate_bps=earner.rate_bps,
+            amount=share,
+            reversed_amount=0,
+            status="pending",
+            payable_at=now + timedelta(days=earner.hold_days),
+        )
+        for earner, share in paid
+    ]
+    session.add_all(commissions)
+    await session.flush()
+    transaction = await _post_commissions(session, purchase, commissions)
+    for commission in commissions:
+        commission.ledger_transaction_id = transaction.id
+    await session.flush()
+    return commissions
+
+
+async def _post_commissions(
+    session: AsyncSession, purchase: Purchase, commissions: list[Commission]
+) -> LedgerTransaction:
+    expense = await accounts.commission_expense_account(session, purchase.currency)
+    postings = [Posting(expense, -sum(commission.amount for commission in commissions))]
+    for commission in commissions:
+        pending = await accounts.earnings_pending_account(session, commission.partner_id, purchase.currency)
+        postings.append(Posting(pending, commission.amount))
+    return await ledger.post_transaction(
+        session,
+        idempotency_key=f"purchase:{purchase.id}:commissions",
+        kind=COMMISSION_KIND,
+        postings=postings,
+        description=f"commissions on purchase {purchase.external_id}",
+        details={"purchase_id": purchase.id},
+    )
+
+
+# --- money back to the platform ----------------------------------------------------------------------
+
+
+async def _partner_account(session: AsyncSession, commission: Commission) -> LedgerAccount:
+    """Where the commission's money sits now: pending before approval, available after."""
+    if commission.status == "pending":
+        return await accounts.earnings_pending_account(session, commission.partner_id, commission.currency)
+    return await accounts.earnings_available_account(session, commission.partner_id, commission.currency)
+
+
+async def _take_back(
+    session: AsyncSession,
+    commission: Commission,
+    amount: int,
+    *,
+    idempotency_key: str,
+    kind: str,
+    reason: str,
+) -> None:
+    """Move `amount` of a commission from the partner back to commission_expense (a clawback if approved)."""
+    source = await _partner_account(session, commission)
+    expense = await accounts.commission_expense_account(session, commission.currency)
+    await ledger.transfer(
+        session,
+        idempotency_key=idempotency_key,
+        kind=kind,
+        source=source,
+        destination=expense,
+        amount=amount,
+        description=reason[:500],
+        details={"commission_id": commission.id},
+        allow_overdraft=commission.status != "pending",
+    )
+
+
+async def _already_posted(session: AsyncSession, idempotency_key: str) -> bool:
+    found = await session.scalar(
+        sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == idempotency_key)
+    )
+    return found is not None
+
+
+async def reverse_commissions_for_refund(
+    session: AsyncSession,
+    *,
+    purchase: Purchase,
+    previous_refunded: int,
+    new_refunded: int,
+    refund_key: str,
+    reason: str,
+    now: datetime,
+) -> list[Commission]:
+    """Reverse each commission of the purchase pro rata (DESIGN.md): this refund takes
+    reversed(new_refunded) - reversed(previous_refunded). A chargeback is a refund of all that is left."""
+    if not 0 <= previous_refunded <= new_refunded <= purchase.amount:
+        raise Unprocessable(
+            "a refund takes the refunded total up, at most to the purchase amount", field="amount"
+        )
+    changed: list[Commission] = []
+    for commission in await commissions_for_purchase(session, purchase.id, for_update=True):
+        if commission.status in ("reversed", "rejected"):
+            continue
+        delta = reversal_delta(commission.amount, purchase.amount, previous_refunded, new_refunded)
+        delta = min(delta, commission.amount - commission.reversed_amount)
+        key = f"{refund_key}:commission:{commission.id}"
+        if delta <= 0 or await _already_posted(session, key):
+            continue
+        await _take_back(
+            session,
+            commission,
+            delta,
+            idempotency_key=key,
+            kind="commission_reversal",
+            reason=reason,
+        )
+        commission.reversed_amount += delta
+        commission.status_reason = reason[:500]
+        if commission.reversed_amount == commission.amount:
+            commission.status = "reversed"
+        changed.append(commission)
+    await session.flush()
+    return changed
+
+
+# --- approval ------------------------------------------------------------------------------------------
+
+
+async def _approve(session: AsyncSession, commission: Commission, now: datetime) -> None:
+    remaining = commission.amount - commission.reversed_amount
+    if remaining > 0:
+        pending = await accounts.earnings_pending_account(session, commission.partner_id, commission.currency)
+        available = await accounts.earnings_available_account(
+            session, commission.partner_id, commission.currency
+        )
+        await ledger.transfer(
+            session,
+            idempotency_key=f"commission:{commission.id}:approve",
+            kind="commission_approval",
+            source=pending,
+            destination=available,
+            amount=remaining,
+            details={"commission_id": commission.id},
+        )
+    commission.status = "approved"
+    commission.approved_at = now
+
+
+async def approve_due_commissions(session: AsyncSession, *, now: datetime) -> int:
+    """Approve every pending commission whose hold has passed, unless its partner is suspended or banned.
+    Returns how many were approved. Safe to run again: approved commissions are no longer pending."""
+    result = await session.scalars(
+        sa.select(Commission)
+        .join(Partner, Partner.id == Commission.partner_id)
+        .where(
+            Commission.status == "pending",
+            Commission.payable_at <= now,
+            Partner.status.not_in(BLOCKED_PARTNER_STATUSES),
+        )
+        .order_by(Commission.id)
+        .with_for_update(of=Commission)
+        .execution_options(populate_existing=True)
+    )
+    approved = 0
+    for commission in result.all():
+        await _approve(session, commission, now)
+        approved += 1
+    await session.flush()
+    return approved
+
+
+# --- staff actions -------------------------------------------------------------------------------------
+
+
+async def approve_now(
+    session: AsyncSession, actor: Actor, commission_id: int, *, now: datetime
+) -> Commission:
+    """Staff approves a pending commission before its hold ends."""
+    commission = await get_commission(session, commission_id, for_update=True)
+    if commission.status != "pending":
+        raise Conflict(
+            f"commission {commission_id} is {commission.status}, not pending", field="commission_id"
+        )
+    partner = await affiliates.get_partner(session, commission.partner_id)
+    if partner.status in BLOCKED_PARTNER_STATUSES:
+        raise Conflict(f"the partner is {partner.status}", field="partner_id")
+    await _approve(session, commission, now)
+    await session.flush()
+    await record(
+        session,
+        actor,
+        "commission.approved",
+        subject_type="commission",
+        subject_id=commission.id,
+        details={
+            "amount": commission.amount - commission.reversed_amount,
+            "payable_at": str(commission.payable_at),
+        },
+    )
+    return commission
+
+
+async def reject(session: AsyncSession, actor: Actor, commission_id: int, *, reason: str) -> Commission:
+    """Staff rejects a commission: whatever of it is not reversed yet goes back to the platform."""
+    if not reason.strip():
+        raise Unprocessable("a reason is required", field="reason")
+    commission = await get_commission(session, commission_id, for_update=True)
+    if commission.status in ("reversed", "rejected"):
+        raise Conflict(f"commission {commission_id} is already {commission.status}", field="commission_id")
+    remaining = commission.amount - commission.reversed_amount
+    if remaining > 0:
+        await _take_back(
+            session,
+            commission,
+            remaining,
+            idempotency_key=f"commission:{commission.id}:reject",
+            kind="commission_rejection",
+            reason=reason,
+        )
+    previous_status = commission.status
+    commission.reversed_amount = commission.amount
+    commission.status = "rejected"
+    commission.status_reason = reason.strip()[:500]
+    await session.flush()
+    await record(
+        session,
+        actor,
+        "commission.rejected",
+        subject_type="commission",
+        subject_id=commission.id,
+        details={
+            "reason": commission.status_reason,
+            "reversed": remaining,
+            "previous_status": previous_status,
+        },
+    )
+    return commission
+
+
+async def adjust(
+    session: AsyncSession,
+    actor: Actor,
+    commission_id: int,
+    *,
+    amount: int,
+    reason: str,
+    idempotency_key: str | None = None,
+) -> CommissionAdjustment:
+    """A signed correction: positive pays the partner more, negative takes back (may leave a negative
+    balance). Posted at once to the partner's earnings_available account. A repeated `idempotency_key`
+    returns the adjustment already made."""
+    if amount == 0:
+        raise Unprocessable("an adjustment is a non-zero amount", field="amount")
+    if not reason.strip():
+        raise Unprocessable("a reason is required", field="reason")
+    commission = await get_commission(session, commission_id, for_update=True)
+    key = f"commission:{commission.id}:adjustment:{idempotency_key or uuid.uuid4().hex}"
+    expense = await accounts.commission_expense_account(session, commission.currency)
+    available = await accounts.earnings_available_account(session, commission.partner_id, commission.currency)
+    transaction = await ledger.post_transaction(
+        session,
+        idempotency_key=key,
+        kind="commission_adjustment",
+        postings=[Posting(expense, -amount), Posting(available, amount)],
+        description=reason.strip()[:500],
+        details={"commission_id": commission.id},
+        allow_overdraft=True,
+    )
+    already = await session.scalar(
+        sa.select(CommissionAdjustment).where(CommissionAdjustment.ledger_transaction_id == transaction.id)
+    )
+    if already is not None:
+        return already
+    adjustment = CommissionAdjustment(
+        commission_id=commission.id,
+        amount=amount,
+        reason=reason.strip()[:500],
+        staff_id=actor.id,
+        ledger_transaction_id=transaction.id,
+    )
+    session.add(adjustment)
+    await session.flush()
+    await record(
+        session,
+        actor,
+        "commission.adjusted",
+        subject_type="commission",
+        subject_id=commission.id,
+        details={"amount": amount, "reason": adjustment.reason, "adjustment_id": adjustment.id},
+    )
+    return adjustment
