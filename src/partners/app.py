@@ -17,6 +17,7 @@ from partners.kit.logging import configure_logging
 from partners.kit.middleware import RequestContextMiddleware
 from partners.kit.problems import install_problem_handlers
 from partners.settings import Settings, get_settings
+from partners.tracking.recorder import ClickRecorder
 
 
 class NotReady(AppError):
@@ -32,6 +33,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        recorder: ClickRecorder = app.state.click_recorder
+        await recorder.start()
         worker = None
         if settings.embedded_worker:
             from partners.jobs.worker import EmbeddedWorker
@@ -43,11 +46,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         finally:
             if worker is not None:
                 await worker.stop()
+            await recorder.stop()
             await database.dispose()
 
     app = FastAPI(title="Namaskah Partners", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.database = database
+    app.state.click_recorder = ClickRecorder(database)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
     _add_operational_routes(app)
@@ -77,9 +82,29 @@ def _add_operational_routes(app: FastAPI) -> None:
 
 def _include_routers(app: FastAPI) -> None:
     """Each domain's thin router. Added here, and only here."""
+    from partners.affiliates.api import router as affiliates_router
+    from partners.commissions.api import router as commissions_router
+    from partners.dashboard.api import router as dashboard_router
+    from partners.disputes.api import router as disputes_router
+    from partners.events.api import router as events_router
     from partners.identity.api import router as identity_router
     from partners.jobs.api import router as jobs_router
     from partners.ledger.api import router as ledger_router
+    from partners.payouts.api import router as payouts_router
+    from partners.programs.api import router as programs_router
+    from partners.tracking.api import router as tracking_router
 
-    for router in (identity_router, ledger_router, jobs_router):
+    for router in (
+        identity_router,
+        ledger_router,
+        jobs_router,
+        programs_router,
+        affiliates_router,
+        tracking_router,
+        events_router,
+        commissions_router,
+        dashboard_router,
+        disputes_router,
+        payouts_router,
+    ):
         app.include_router(router)

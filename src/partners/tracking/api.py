@@ -1,0 +1,262 @@
+"""Tracking routes: the partner's links and coupons, the admin's coupons and re-assignment, and `/r/{code}`.
+
+`/r/{code}` is a plain Starlette route (no FastAPI parameter parsing or dependencies): a cached link lookup,
+a click handed to the in-process recorder, a 302. HEAD (link-preview bots) gets the same redirect without a
+click id, a cookie or a recorded click.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from starlette.responses import HTMLResponse, Response
+
+from partners.affiliates.deps import ApprovedPartnerDep, PartnerDep
+from partners.audit.service import Actor
+from partners.db.session import Database
+from partners.db.types import utcnow
+from partners.identity.deps import require_staff
+from partners.identity.principals import StaffPrincipal
+from partners.kit.deps import SessionDep, SettingsDep
+from partners.settings import Settings
+from partners.tracking import service
+from partners.tracking.models import TrackingLink
+from partners.tracking.recorder import ClickEvent, ClickRecorder
+from partners.tracking.schemas import (
+    CouponCreate,
+    CouponOut,
+    CustomerOut,
+    LinkCreate,
+    LinkOut,
+    LinkPage,
+    LinkStats,
+    LinkWithStats,
+    ReassignIn,
+)
+
+CLICK_COOKIE = "np_click"
+MAX_CODE_LENGTH = 64
+COUNTRY_HEADERS = ("cf-ipcountry", "x-country")
+UNKNOWN_COUNTRIES = frozenset({"XX", "T1"})  # Cloudflare: unknown, Tor
+
+router = APIRouter()
+
+PartnersWriter = Annotated[StaffPrincipal, Depends(require_staff("partners:write"))]
+PartnersReader = Annotated[StaffPrincipal, Depends(require_staff("partners:read"))]
+
+
+def _staff_actor(staff: StaffPrincipal) -> Actor:
+    return Actor("staff", str(staff.user_id))
+
+
+def _link_out(settings: Settings, link: TrackingLink, referral_code: str) -> LinkOut:
+    target = service.redirect_target(link.destination_url, service.link_utm(link), referral_code)
+    return LinkOut(
+        id=link.id,
+        code=link.code,
+        short_url=service.short_url(settings, link.code),
+        destination_url=link.destination_url,
+        final_url_preview=target.preview(),
+        utm_source=link.utm_source,
+        utm_medium=link.utm_medium,
+        utm_campaign=link.utm_campaign,
+        utm_term=link.utm_term,
+        utm_content=link.utm_content,
+        sub_ids=dict(link.sub_ids),
+        active=link.active,
+        created_at=link.created_at,
+    )
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+# --- partner -------------------------------------------------------------------------------------------
+
+
+@router.post("/affiliate/links/generate", status_code=status.HTTP_201_CREATED, tags=["affiliate"])
+async def generate_link(
+    body: LinkCreate,
+    request: Request,
+    partner: ApprovedPartnerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> LinkOut:
+    link = await service.create_link(session, partner_id=partner.partner_id, data=body)
+    link_cache(request).discard(link.code)
+    return _link_out(settings, link, await service.referral_code_of(session, partner.partner_id))
+
+
+@router.get("/affiliate/links", tags=["affiliate"])
+async def list_links(
+    partner: PartnerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    start: Annotated[datetime | None, Query(description="period start (inclusive), UTC if no zone")] = None,
+    end: Annotated[datetime | None, Query(description="period end (exclusive), UTC if no zone")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> LinkPage:
+    items, total = await service.list_links(
+        session,
+        partner_id=partner.partner_id,
+        start=_as_utc(start),
+        end=_as_utc(end),
+        limit=limit,
+        offset=offset,
+    )
+    referral_code = await service.referral_code_of(session, partner.partner_id)
+    return LinkPage(
+        items=[_with_stats(settings, link, referral_code, stats) for link, stats in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def _with_stats(settings: Settings, link: TrackingLink, referral_code: str, stats: LinkStats) -> LinkWithStats:
+    return LinkWithStats(**_link_out(settings, link, referral_code).model_dump(), stats=stats)
+
+
+@router.get("/affiliate/coupons", tags=["affiliate"])
+async def my_coupons(partner: PartnerDep, session: SessionDep) -> list[CouponOut]:
+    coupons = await service.list_coupons(session, partner.partner_id)
+    return [CouponOut.model_validate(coupon) for coupon in coupons]
+
+
+# --- staff ---------------------------------------------------------------------------------------------
+
+
+@router.post("/admin/coupons", status_code=status.HTTP_201_CREATED, tags=["admin"])
+async def create_coupon(body: CouponCreate, staff: PartnersWriter, session: SessionDep) -> CouponOut:
+    coupon = await service.create_coupon(session, _staff_actor(staff), partner_id=body.partner_id, code=body.code)
+    return CouponOut.model_validate(coupon)
+
+
+@router.get("/admin/partners/{partner_id}/coupons", tags=["admin"])
+async def partner_coupons(partner_id: int, staff: PartnersReader, session: SessionDep) -> list[CouponOut]:
+    return [CouponOut.model_validate(coupon) for coupon in await service.list_coupons(session, partner_id)]
+
+
+@router.post("/admin/customers/{external_id}/reassign", tags=["admin"])
+async def reassign_customer(
+    external_id: str, body: ReassignIn, staff: PartnersWriter, session: SessionDep
+) -> CustomerOut:
+    customer = await service.reassign_customer(
+        session,
+        _staff_actor(staff),
+        external_id=external_id,
+        partner_id=body.partner_id,
+        reason=body.reason,
+        now=utcnow(),
+    )
+    return CustomerOut.model_validate(customer)
+
+
+# --- the redirect --------------------------------------------------------------------------------------
+
+
+def link_cache(request: Request) -> service.LinkCache:
+    """One cache per app (tests run several apps, on different databases, in one process)."""
+    cache: service.LinkCache | None = getattr(request.app.state, "tracking_link_cache", None)
+    if cache is None:
+        cache = service.LinkCache()
+        request.app.state.tracking_link_cache = cache
+    return cache
+
+
+async def _resolve(request: Request, code: str) -> service.ResolvedLink | None:
+    cache = link_cache(request)
+    cached = cache.get(code)
+    if cached is not service.MISS:
+        return cached
+    database: Database = request.app.state.database
+    async with database.read() as session:
+        resolved = await service.resolve_link(session, code)
+    cache.put(code, resolved)
+    return resolved
+
+
+def _country(request: Request) -> str | None:
+    for header in COUNTRY_HEADERS:
+        value = request.headers.get(header, "").strip().upper()
+        if len(value) == 2 and value.isalpha() and value not in UNKNOWN_COUNTRIES:
+            return value
+    return None
+
+
+def _click_cookie(click_id: str, max_age: int, secure: bool) -> str:
+    cookie = f"{CLICK_COOKIE}={click_id}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax"
+    return f"{cookie}; Secure" if secure else cookie
+
+
+def _previous_click_id(request: Request) -> str | None:
+    value = request.cookies.get(CLICK_COOKIE)
+    return value if value and len(value) == 32 and value.isalnum() else None
+
+
+async def redirect(request: Request) -> Response:
+    code = str(request.path_params["code"]).lower()
+    link = await _resolve(request, code) if len(code) <= MAX_CODE_LENGTH else None
+    if link is None:
+        return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
+    if request.method == "HEAD":
+        return Response(status_code=302, headers={"Location": link.target.preview()})
+    settings: Settings = request.app.state.settings
+    recorder: ClickRecorder = request.app.state.click_recorder
+    click_id = secrets.token_hex(16)
+    recorder.record(
+        ClickEvent(
+            click_id=click_id,
+            link_id=link.link_id,
+            partner_id=link.partner_id,
+            occurred_at=utcnow(),
+            ip_hash=service.hash_ip(settings, request.client.host if request.client else ""),
+            user_agent=request.headers.get("user-agent", ""),
+            referrer=request.headers.get("referer", ""),
+            country=_country(request),
+            previous_click_id=_previous_click_id(request),
+        )
+    )
+    secure = settings.base_url.startswith("https://")
+    headers = {
+        "Location": link.target.location(click_id),
+        "Set-Cookie": _click_cookie(click_id, link.cookie_max_age, secure),
+        "Cache-Control": "no-store",
+    }
+    return Response(status_code=302, headers=headers)
+
+
+router.add_route("/r/{code}", redirect, methods=["GET", "HEAD"], include_in_schema=False)
+
+
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>Link not found</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 0; min-height: 100vh; display: grid; place-items: center;
+       background: #f6f7f9; color: #1f2933; }
+main { max-width: 32rem; padding: 2rem; text-align: center; }
+h1 { font-size: 1.5rem; margin-bottom: .5rem; }
+p { line-height: 1.5; color: #52606d; }
+</style>
+</head>
+<body>
+<main>
+<h1>This link isn't available</h1>
+<p>The link you followed doesn't exist or is no longer active. Please check it, or ask whoever shared it
+for a new one.</p>
+</main>
+</body>
+</html>
+"""

@@ -1,0 +1,189 @@
+"""Clicks are written in batches, never in the redirect's request.
+
+The redirect hands a `ClickEvent` to `ClickRecorder.record` (a list append) and answers at once. A background
+task flushes every `flush_interval` seconds (0.25 s), or as soon as `batch_size` (500) clicks wait, in one
+transaction per chunk of up to 1000 rows; so a click is durable well within a second. A chunk is one INSERT
+executed for many rows (psycopg pipelines it, sqlite3 reuses the prepared statement): measured seven times
+faster than rendering a literal multi-row VALUES list, whose compilation dominated.
+
+A failed flush keeps its rows and retries them on the next round (with a growing pause while the database
+stays down); the insert ignores click ids already stored, so a retry after an unclear failure never
+duplicates a click. `stop()` flushes what is left. Each process has its own recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import Insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+from partners.db.session import Database
+from partners.kit.logging import get_logger
+from partners.tracking.bots import is_bot, warm_up
+from partners.tracking.models import Click
+
+FLUSH_INTERVAL_SECONDS = 0.25
+BATCH_SIZE = 500
+INSERT_CHUNK = 1000  # rows per transaction
+MAX_RETRY_PAUSE_SECONDS = 5.0
+# A database down for hours must not eat the process's memory: past this many waiting clicks the oldest
+# are dropped, loudly (an error log and the partners_clicks_dropped_total counter).
+MAX_PENDING = 1_000_000
+STOP_ATTEMPTS = 5
+
+USER_AGENT_LENGTH = 500
+REFERRER_LENGTH = 1000
+
+logger = get_logger(__name__)
+clicks_stored = Counter("partners_clicks_stored", "Clicks written to the database")
+clicks_dropped = Counter("partners_clicks_dropped", "Clicks dropped because too many were waiting")
+flush_failures = Counter("partners_click_flush_failures", "Click batches that failed to write")
+clicks_waiting = Gauge("partners_clicks_waiting", "Clicks recorded but not yet written")
+
+
+@dataclass(frozen=True, slots=True)
+class ClickEvent:
+    """A click as the redirect saw it; the bot flag is decided off the request path."""
+
+    click_id: str
+    link_id: int
+    partner_id: int
+    occurred_at: datetime
+    ip_hash: str
+    user_agent: str
+    referrer: str
+    country: str | None
+    previous_click_id: str | None
+
+
+def click_row(event: ClickEvent) -> dict[str, Any]:
+    user_agent = event.user_agent[:USER_AGENT_LENGTH]
+    return {
+        "click_id": event.click_id,
+        "link_id": event.link_id,
+        "partner_id": event.partner_id,
+        "occurred_at": event.occurred_at,
+        "ip_hash": event.ip_hash,
+        "user_agent": user_agent,
+        "referrer": event.referrer[:REFERRER_LENGTH],
+        "country": event.country,
+        "is_bot": is_bot(user_agent),
+        "previous_click_id": event.previous_click_id,
+    }
+
+
+class ClickRecorder:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        flush_interval: float = FLUSH_INTERVAL_SECONDS,
+        batch_size: int = BATCH_SIZE,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
+        self.database = database
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.max_pending = max_pending
+        self._incoming: list[ClickEvent] = []
+        self._unwritten: list[dict[str, Any]] = []  # rows taken for writing, kept until a write succeeds
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def pending(self) -> int:
+        return len(self._incoming) + len(self._unwritten)
+
+    def record(self, event: ClickEvent) -> None:
+        """Called on the hot path: no I/O, no await."""
+        self._incoming.append(event)
+        clicks_waiting.inc()
+        if len(self._incoming) >= self.batch_size:
+            self._wake.set()
+
+    async def flush(self) -> int:
+        """Write every waiting click now; returns how many were written. Raises if the write fails (the
+        clicks stay queued for the next flush)."""
+        async with self._lock:
+            taken, self._incoming = self._incoming, []
+            self._unwritten.extend(click_row(event) for event in taken)
+            self._drop_overflow()
+            written = 0
+            while self._unwritten:
+                chunk = self._unwritten[:INSERT_CHUNK]
+                await self._insert(chunk)
+                del self._unwritten[: len(chunk)]
+                written += len(chunk)
+                clicks_stored.inc(len(chunk))
+                clicks_waiting.dec(len(chunk))
+            return written
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._stopping = False
+        await asyncio.to_thread(warm_up)
+        self._task = asyncio.create_task(self._run(), name="click-recorder")
+
+    async def stop(self) -> None:
+        """Stop the background task and write what is left, retrying a few times before giving up loudly."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        for attempt in range(1, STOP_ATTEMPTS + 1):
+            try:
+                await self.flush()
+                return
+            except Exception as error:
+                logger.warning("click flush at shutdown failed", attempt=attempt, error=repr(error))
+                await asyncio.sleep(min(0.2 * 2**attempt, MAX_RETRY_PAUSE_SECONDS))
+        logger.error("clicks lost at shutdown: the database could not be written", clicks=self.pending)
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                await self.flush()
+                failures = 0
+            except Exception as error:
+                failures += 1
+                flush_failures.inc()
+                logger.error("click flush failed; will retry", clicks=self.pending, error=repr(error))
+                await self._pause(min(self.flush_interval * 2**failures, MAX_RETRY_PAUSE_SECONDS))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between retries, but wake at once for stop()."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        async with self.database.write() as session:
+            await session.execute(self._insert_ignoring_duplicates(), rows)
+
+    def _insert_ignoring_duplicates(self) -> Insert:
+        if self.database.dialect == "postgresql":
+            return postgresql.insert(Click).on_conflict_do_nothing(index_elements=["click_id"])
+        return sqlite.insert(Click).on_conflict_do_nothing(index_elements=["click_id"])
+
+    def _drop_overflow(self) -> None:
+        excess = len(self._unwritten) - self.max_pending
+        if excess > 0:
+            del self._unwritten[:excess]
+            clicks_dropped.inc(excess)
+            clicks_waiting.dec(excess)
+            logger.error("too many clicks waiting for the database: dropped the oldest", dropped=excess)
