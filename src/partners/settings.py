@@ -54,6 +54,55 @@ class Settings(BaseSettings):
         default="daily", validation_alias="COMMISSION_CALCULATION_FREQUENCY"
     )
 
+    # Disputes (disputes/): the staff inbox, the SLA target for a staff answer, evidence upload limits.
+    disputes_inbox: str = Field(default="disputes@namaskah.local", validation_alias="PARTNERS_DISPUTES_INBOX")
+    dispute_sla_hours: int = Field(default=48, ge=1, validation_alias="PARTNERS_DISPUTE_SLA_HOURS")
+    dispute_evidence_max_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1, validation_alias="PARTNERS_DISPUTE_EVIDENCE_MAX_BYTES"
+    )
+    dispute_evidence_max_files: int = Field(
+        default=5, ge=1, validation_alias="PARTNERS_DISPUTE_EVIDENCE_MAX_FILES"
+    )
+
+    # Payouts (payouts/): cool-down after changing payout details, second approver above an amount (major
+    # units of the batch currency), the host's platform-credit callback, and each rail's account.
+    payout_details_cooldown_hours: int = Field(
+        default=72, ge=0, validation_alias="PARTNERS_PAYOUT_DETAILS_COOLDOWN_HOURS"
+    )
+    payout_second_approval_amount: Decimal = Field(
+        default=Decimal("10000"), ge=0, validation_alias="PARTNERS_PAYOUT_SECOND_APPROVAL_AMOUNT"
+    )
+    host_callback_url: str = Field(default="", validation_alias="PARTNERS_HOST_CALLBACK_URL")
+    host_callback_secret: str = Field(default="", validation_alias="PARTNERS_HOST_CALLBACK_SECRET")
+    sepa_debtor_name: str = Field(default="Namaskah Partners", validation_alias="PARTNERS_SEPA_DEBTOR_NAME")
+    sepa_debtor_iban: str = Field(
+        default="DE89370400440532013000", validation_alias="PARTNERS_SEPA_DEBTOR_IBAN"
+    )
+    sepa_debtor_bic: str = Field(default="COBADEFFXXX", validation_alias="PARTNERS_SEPA_DEBTOR_BIC")
+    sepa_schema: Literal["pain.001.001.03", "pain.001.001.09"] = Field(
+        default="pain.001.001.09", validation_alias="PARTNERS_SEPA_SCHEMA"
+    )
+    ach_immediate_destination: str = Field(
+        default="021000021", validation_alias="PARTNERS_ACH_IMMEDIATE_DESTINATION"
+    )
+    ach_immediate_destination_name: str = Field(
+        default="JPMORGAN CHASE", validation_alias="PARTNERS_ACH_IMMEDIATE_DESTINATION_NAME"
+    )
+    ach_immediate_origin: str = Field(default="1234567890", validation_alias="PARTNERS_ACH_IMMEDIATE_ORIGIN")
+    ach_company_name: str = Field(default="NAMASKAH", validation_alias="PARTNERS_ACH_COMPANY_NAME")
+    ach_company_id: str = Field(default="1234567890", validation_alias="PARTNERS_ACH_COMPANY_ID")
+    ach_originating_dfi: str = Field(default="02100002", validation_alias="PARTNERS_ACH_ORIGINATING_DFI")
+    ach_sec_code: Literal["PPD", "CCD"] = Field(default="PPD", validation_alias="PARTNERS_ACH_SEC_CODE")
+    paypal_base_url: str = Field(
+        default="https://api-m.sandbox.paypal.com", validation_alias="PARTNERS_PAYPAL_BASE_URL"
+    )
+    paypal_client_id: str = Field(default="", validation_alias="PARTNERS_PAYPAL_CLIENT_ID")
+    paypal_client_secret: str = Field(default="", validation_alias="PARTNERS_PAYPAL_CLIENT_SECRET")
+    paypal_poll_attempts: int = Field(default=5, ge=0, validation_alias="PARTNERS_PAYPAL_POLL_ATTEMPTS")
+    paypal_poll_interval_seconds: float = Field(
+        default=2.0, ge=0, validation_alias="PARTNERS_PAYPAL_POLL_INTERVAL_SECONDS"
+    )
+
     @field_validator("affiliate_commission_rates")
     @classmethod
     def _rates_between_zero_and_one(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
