@@ -1,0 +1,45 @@
+"""Partner authentication: the partner's login session (bearer token for the API, cookie + CSRF for pages)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+
+from partners.affiliates.models import Partner
+from partners.identity.deps import CurrentSession, current_session
+from partners.kit.deps import SessionDep
+from partners.kit.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerPrincipal:
+    partner_id: int
+    program_id: int
+    status: str
+    session_id: int
+
+
+async def require_partner(
+    session: SessionDep, current: Annotated[CurrentSession, Depends(current_session("partner"))]
+) -> PartnerPrincipal:
+    """Any logged-in partner, whatever their status (a pending applicant may still see their status)."""
+    partner = await session.get(Partner, current.auth_session.subject_id)
+    if partner is None:
+        raise Unauthorized("partner account not found")
+    if partner.status == "banned":
+        raise Forbidden("this partner account is banned")
+    return PartnerPrincipal(partner.id, partner.program_id, partner.status, current.auth_session.id)
+
+
+async def require_approved_partner(
+    principal: Annotated[PartnerPrincipal, Depends(require_partner)],
+) -> PartnerPrincipal:
+    if principal.status != "approved":
+        raise Forbidden(f"this partner account is {principal.status}, not approved")
+    return principal
+
+
+PartnerDep = Annotated[PartnerPrincipal, Depends(require_partner)]
+ApprovedPartnerDep = Annotated[PartnerPrincipal, Depends(require_approved_partner)]
