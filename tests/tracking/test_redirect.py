@@ -5,11 +5,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import sqlalchemy as sa
 
 from partners.db.session import Database
 from partners.db.types import utcnow
 from partners.settings import Settings
+from partners.tracking.models import TrackingLink
 from partners.tracking.service import attribute_customer, hash_ip
+from tests.factories import create_partner, create_program
 from tests.tracking.conftest import (
     GOOGLEBOT_UA,
     VISITOR_IP,
@@ -214,3 +217,23 @@ async def test_link_stats_count_signups_and_buying_customers_through_the_links_c
         "customers": 1,
     }
     assert stats["quiet"]["signups"] == 0
+
+
+async def test_a_partners_plain_referral_link_redirects_to_the_program_landing_page(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.write() as session:
+        program, tiers = await create_program(session, settings, landing_url="https://namaskah.app/welcome")
+        partner = await create_partner(session, program, tiers["starter"], referral_code="adaref")
+        pending = await create_partner(session, program, tiers["starter"], referral_code="penref", status="pending")
+    response = await client.get("/r/adaref")
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith("https://namaskah.app/welcome?")
+    assert "ref=adaref" in location
+    again = await client.get("/r/adaref")
+    assert again.status_code == 302
+    assert (await client.get(f"/r/{pending.referral_code}")).status_code == 404
+    async with database.read() as session:
+        links = (await session.execute(sa.select(TrackingLink).where(TrackingLink.partner_id == partner.id))).scalars()
+        assert [link.code for link in links] == ["adaref"]

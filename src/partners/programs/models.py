@@ -23,6 +23,8 @@ class Program(IdMixin, CreatedAtMixin, Base):
     cookie_window_days: Mapped[int] = mapped_column(Integer, nullable=False, default=30)
     attribution_model: Mapped[str] = mapped_column(String(16), nullable=False, default="last_click")
     allowed_destination_hosts: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    # where a partner's plain referral link (/r/<referral code>) lands
+    landing_url: Mapped[str] = mapped_column(String(2000), nullable=False, default="https://namaskah.app/")
     # onboarding
     auto_approve: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     auto_approve_countries: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)

@@ -179,6 +179,10 @@ async def _resolve(request: Request, code: str) -> service.ResolvedLink | None:
     database: Database = request.app.state.database
     async with database.read() as session:
         resolved = await service.resolve_link(session, code)
+    if resolved is None:
+        async with database.write() as session:
+            if await service.ensure_referral_link(session, code):
+                resolved = await service.resolve_link(session, code)
     cache.put(code, resolved)
     return resolved
 

@@ -34,6 +34,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import ColumnElement, bindparam, case, distinct, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -41,6 +42,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from partners.affiliates.models import Partner
 from partners.affiliates.service import can_earn
 from partners.audit.service import Actor, record
+from partners.db.types import utcnow
 from partners.kit.crypto import keyed_hash
 from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.programs.models import Program
@@ -130,7 +132,39 @@ def link_utm(link: TrackingLink) -> dict[str, str | None]:
 
 
 async def _code_taken(session: AsyncSession, code: str) -> bool:
-    return await session.scalar(select(TrackingLink.id).where(TrackingLink.code == code)) is not None
+    """Link codes and partners' referral codes share /r/<code>, so neither may shadow the other."""
+    if await session.scalar(select(TrackingLink.id).where(TrackingLink.code == code)) is not None:
+        return True
+    return await session.scalar(select(Partner.id).where(Partner.referral_code == code)) is not None
+
+
+async def ensure_referral_link(session: AsyncSession, referral_code: str) -> bool:
+    """Give an approved partner's plain referral link (/r/<referral code>) its tracking link, landing on the
+    program's landing URL. Created on first use; False when no approved partner has this code."""
+    row = (
+        await session.execute(
+            select(Partner.id, Program.landing_url)
+            .join(Program, Program.id == Partner.program_id)
+            .where(Partner.referral_code == referral_code, Partner.status == "approved", Program.active.is_(True))
+        )
+    ).first()
+    if row is None:
+        return False
+    partner_id, landing_url = row
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(TrackingLink)
+        .values(
+            partner_id=partner_id,
+            code=referral_code,
+            destination_url=landing_url,
+            sub_ids={},
+            active=True,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+    )
+    return True
 
 
 async def _new_code(session: AsyncSession) -> str:
