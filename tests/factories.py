@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.affiliates.models import Partner
 from partners.db.types import utcnow
-from partners.identity.service import create_api_key, start_session
+from partners.identity.roles import Role
+from partners.identity.service import create_api_key, create_staff_user, start_session
 from partners.programs.defaults import default_tiers
 from partners.programs.models import Program, Tier
 from partners.settings import Settings
@@ -83,3 +84,18 @@ async def host_headers(session: AsyncSession, settings: Settings, *scopes: str) 
         created_by_id=None,
     )
     return {"Authorization": f"Bearer {raw}"}
+
+
+async def staff_headers(session: AsyncSession, settings: Settings, role: Role) -> dict[str, str]:
+    """A bearer token of a new staff user with `role`."""
+    user = await create_staff_user(
+        session,
+        email=f"{role.value}-{secrets.token_hex(3)}@example.com",
+        name=role.value,
+        password="correct horse battery staple",
+        role=role,
+    )
+    token, _csrf = await start_session(
+        session, settings, subject_kind="staff", subject_id=user.id, ip="127.0.0.1", user_agent="tests"
+    )
+    return {"Authorization": f"Bearer {token}"}

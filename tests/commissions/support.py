@@ -11,11 +11,8 @@ from partners.affiliates.models import Partner
 from partners.commissions import accounts
 from partners.db.session import Database
 from partners.events.models import Purchase
-from partners.identity.roles import Role
-from partners.identity.service import create_staff_user, start_session
 from partners.ledger import service as ledger
 from partners.programs.models import Program
-from partners.settings import Settings
 from partners.tracking.models import Customer
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -63,20 +60,6 @@ async def make_purchase(
         customer.first_purchase_at = occurred_at
     await session.flush()
     return purchase
-
-
-async def staff_headers(session: AsyncSession, settings: Settings, role: Role) -> dict[str, str]:
-    user = await create_staff_user(
-        session,
-        email=f"{role.value}-{secrets.token_hex(3)}@example.com",
-        name=role.value,
-        password=PASSWORD,
-        role=role,
-    )
-    token, _csrf = await start_session(
-        session, settings, subject_kind="staff", subject_id=user.id, ip="127.0.0.1", user_agent="tests"
-    )
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def balances(database: Database, partner_id: int, currency: str = "USD") -> tuple[int, int]:

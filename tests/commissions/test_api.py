@@ -19,8 +19,8 @@ from partners.jobs.models import Job
 from partners.jobs.registry import load_handlers
 from partners.jobs.worker import run_once, tick_schedules
 from partners.settings import Settings
-from tests.commissions.support import T0, balances, expense, make_customer, make_purchase, staff_headers
-from tests.factories import create_partner, create_program, partner_headers
+from tests.commissions.support import T0, balances, expense, make_customer, make_purchase
+from tests.factories import create_partner, create_program, partner_headers, staff_headers
 
 
 class World:

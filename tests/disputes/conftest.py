@@ -14,8 +14,8 @@ from partners.db.session import Database
 from partners.identity.roles import Role
 from partners.jobs.registry import load_handlers
 from partners.settings import Settings
-from tests.commissions.support import T0, make_customer, make_purchase, staff_headers
-from tests.factories import create_partner, create_program, partner_headers
+from tests.commissions.support import T0, make_customer, make_purchase
+from tests.factories import create_partner, create_program, partner_headers, staff_headers
 
 load_handlers()
 

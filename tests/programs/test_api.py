@@ -12,8 +12,7 @@ from partners.db.session import Database
 from partners.identity.roles import Role
 from partners.programs.models import TierChange
 from partners.settings import Settings
-from tests.commissions.support import staff_headers
-from tests.factories import create_partner, create_program
+from tests.factories import create_partner, create_program, staff_headers
 
 
 @pytest.fixture
