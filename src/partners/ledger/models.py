@@ -59,9 +59,7 @@ class LedgerEntry(IdMixin, Base):
         Index("ix_ledger_entries_account_id_id", "account_id", "id"),
     )
 
-    transaction_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("ledger_transactions.id"), nullable=False, index=True
-    )
+    transaction_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_transactions.id"), nullable=False, index=True)
     account_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_accounts.id"), nullable=False)
     currency: Mapped[str] = mapped_column(Currency(), nullable=False)
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -35,6 +35,8 @@ from partners.kit.errors import Conflict, IdempotencyConflict, InsufficientFunds
 from partners.ledger.models import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransaction
 from partners.ledger.schemas import Balance, Posting
 
+MAX_KEY_LENGTH = 200
+MAX_KIND_LENGTH = 64
 HOLD_PENDING = "pending"
 HOLD_POSTED = "posted"
 HOLD_VOIDED = "voided"
@@ -93,9 +95,7 @@ async def open_account(
     return created
 
 
-async def find_account(
-    session: AsyncSession, *, owner: str, kind: str, currency: str
-) -> LedgerAccount | None:
+async def find_account(session: AsyncSession, *, owner: str, kind: str, currency: str) -> LedgerAccount | None:
     result = await session.execute(
         sa.select(LedgerAccount).where(
             LedgerAccount.owner == owner,
@@ -147,6 +147,14 @@ async def _change_balance(
 # --- journal transactions ---
 
 
+def _validate_labels(idempotency_key: str, kind: str) -> None:
+    """The same limits on both engines (SQLite would store an over-long value PostgreSQL refuses)."""
+    if not 0 < len(idempotency_key) <= MAX_KEY_LENGTH:
+        raise Unprocessable(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters", field="idempotency_key")
+    if not 0 < len(kind) <= MAX_KIND_LENGTH:
+        raise Unprocessable(f"a kind has 1 to {MAX_KIND_LENGTH} characters", field="kind")
+
+
 def _validate_postings(postings: Sequence[Posting]) -> None:
     if len(postings) < 2:
         raise Unprocessable("a transaction needs at least two postings", field="postings")
@@ -168,9 +176,7 @@ def _transaction_payload(kind: str, postings: Sequence[Posting], details: dict[s
     return {"kind": kind, "postings": legs, "details": details}
 
 
-async def _existing_transaction(
-    session: AsyncSession, idempotency_key: str, digest: str
-) -> LedgerTransaction:
+async def _existing_transaction(session: AsyncSession, idempotency_key: str, digest: str) -> LedgerTransaction:
     result = await session.execute(
         sa.select(LedgerTransaction).where(LedgerTransaction.idempotency_key == idempotency_key)
     )
@@ -202,6 +208,7 @@ async def post_transaction(
     """Write one balanced journal transaction, or return the one already written under this key."""
     if idempotency_key.startswith(HOLD_POSTING_KEY_PREFIX):
         raise Unprocessable("idempotency keys starting with 'hold:' are the ledger's", field="idempotency_key")
+    _validate_labels(idempotency_key, kind)
     _validate_postings(postings)
     details = details or {}
     digest = payload_hash(_transaction_payload(kind, postings, details))
@@ -321,7 +328,8 @@ async def reserve(
     details: dict[str, Any] | None = None,
 ) -> LedgerHold:
     """Reserve `amount` from `source` towards `destination` (phase one of a two-phase transfer)."""
-    if not isinstance(amount, int) or amount <= 0:
+    _validate_labels(idempotency_key, kind)
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise Unprocessable("a hold amount must be a positive integer of minor units", field="amount")
     if source.id == destination.id:
         raise Unprocessable("a hold needs two different accounts", field="destination")
@@ -480,9 +488,7 @@ async def void_hold(session: AsyncSession, hold_id: int) -> LedgerHold:
 
 async def _summed_balance(session: AsyncSession, account: LedgerAccount) -> Balance:
     posted = await session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.account_id == account.id
-        )
+        sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.account_id == account.id)
     )
     pending_debits = await session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(LedgerHold.amount), 0)).where(
@@ -494,25 +500,19 @@ async def _summed_balance(session: AsyncSession, account: LedgerAccount) -> Bala
             LedgerHold.credit_account_id == account.id, LedgerHold.status == HOLD_PENDING
         )
     )
-    return Balance(
-        account.id, account.currency, int(posted or 0), int(pending_debits or 0), int(pending_credits or 0)
-    )
+    return Balance(account.id, account.currency, int(posted or 0), int(pending_debits or 0), int(pending_credits or 0))
 
 
 async def account_balance(session: AsyncSession, account_id: int) -> Balance:
     result = await session.execute(
-        sa.select(LedgerAccount)
-        .where(LedgerAccount.id == account_id)
-        .execution_options(populate_existing=True)
+        sa.select(LedgerAccount).where(LedgerAccount.id == account_id).execution_options(populate_existing=True)
     )
     account = result.scalar_one_or_none()
     if account is None:
         raise NotFound(f"ledger account {account_id} not found", field="account_id")
     if account.kept_as_sum:
         return await _summed_balance(session, account)
-    return Balance(
-        account.id, account.currency, account.posted, account.pending_debits, account.pending_credits
-    )
+    return Balance(account.id, account.currency, account.posted, account.pending_debits, account.pending_credits)
 
 
 async def owner_balances(session: AsyncSession, owner: str) -> list[tuple[LedgerAccount, Balance]]:
