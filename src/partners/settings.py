@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     base_url: str = Field(default="http://127.0.0.1:8000", validation_alias="PARTNERS_BASE_URL")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     embedded_worker: bool = Field(default=True, validation_alias="PARTNERS_EMBEDDED_WORKER")
+    # The demo host "Namaskah shop" at /demo-shop (web/demo_shop.py): on in development, or with this set
+    # outside production; never in production.
+    demo_shop: bool = Field(default=False, validation_alias="PARTNERS_DEMO_SHOP")
     require_staff_2fa: bool = Field(default=False, validation_alias="PARTNERS_REQUIRE_STAFF_2FA")
     login_rate_limit: int = Field(default=5, ge=1, validation_alias="PARTNERS_LOGIN_RATE_LIMIT")
     login_rate_window_seconds: int = Field(default=300, ge=1, validation_alias="PARTNERS_LOGIN_RATE_WINDOW")
