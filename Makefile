@@ -40,7 +40,15 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-dev
+# The browser tests (tests/web) drive Debian's Chromium; never `playwright install`.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium
+
+pytest: $(VENV)/.installed-dev $(CHROMIUM)
 	$(BIN)/pytest
 
 clean:

@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.click_recorder = ClickRecorder(database)
     app.add_middleware(RequestContextMiddleware)
+    _add_redirect_fast_path(app)
     install_problem_handlers(app)
     _add_operational_routes(app)
     _include_routers(app)
@@ -78,6 +79,13 @@ def _add_operational_routes(app: FastAPI) -> None:
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_redirect_fast_path(app: FastAPI) -> None:
+    """Outermost of our middleware: `/r/{code}` skips the routing and the per-request middleware (bench/)."""
+    from partners.tracking.api import RedirectFastPath
+
+    app.add_middleware(RedirectFastPath)
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -108,3 +116,7 @@ def _include_routers(app: FastAPI) -> None:
         payouts_router,
     ):
         app.include_router(router)
+
+    from partners.web import install_web
+
+    install_web(app)

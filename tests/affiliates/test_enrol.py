@@ -60,7 +60,7 @@ async def test_an_enrolled_partner_sets_a_password_from_the_email_and_logs_in(
 ) -> None:
     await client.post("/partners/enrol", json=enrolment(), headers=await host(database, settings))
     assert (await login_partner(client, "kiran@example.com", "no password yet!")).status_code == 401
-    token = await emailed_token(database, settings, "kiran@example.com", "/affiliate/password-reset")
+    token = await emailed_token(database, settings, "kiran@example.com", "/portal/reset-password")
     [message] = messages_to(settings, "kiran@example.com")
     assert message["Subject"] == "Your Namaskah partner account is ready"
     confirmed = await client.post("/affiliate/password-reset/confirm", json={"token": token, "password": PASSWORD})

@@ -98,7 +98,7 @@ async def test_password_reset(
     old_session = await partner_bearer(client, "asha@example.com")
     requested = await client.post("/affiliate/password-reset/request", json={"email": "Asha@example.com"})
     assert requested.status_code == 202
-    token = await emailed_token(database, settings, "asha@example.com", "/affiliate/password-reset")
+    token = await emailed_token(database, settings, "asha@example.com", "/portal/reset-password")
 
     weak = await client.post("/affiliate/password-reset/confirm", json={"token": token, "password": "short"})
     assert weak.status_code == 422 and field_of(weak) == "password"
@@ -120,9 +120,9 @@ async def test_a_newer_reset_link_replaces_the_older_one(
 ) -> None:
     await register(client)
     await client.post("/affiliate/password-reset/request", json={"email": "asha@example.com"})
-    first = await emailed_token(database, settings, "asha@example.com", "/affiliate/password-reset")
+    first = await emailed_token(database, settings, "asha@example.com", "/portal/reset-password")
     await client.post("/affiliate/password-reset/request", json={"email": "asha@example.com"})
-    second = await emailed_token(database, settings, "asha@example.com", "/affiliate/password-reset")
+    second = await emailed_token(database, settings, "asha@example.com", "/portal/reset-password")
     assert first != second
     stale = await client.post("/affiliate/password-reset/confirm", json={"token": first, "password": NEW_PASSWORD})
     assert stale.status_code == 422

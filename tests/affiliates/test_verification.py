@@ -21,7 +21,7 @@ async def test_email_verification_end_to_end_through_the_emailed_link(
     client: httpx.AsyncClient, database: Database, settings: Settings, program: Programme
 ) -> None:
     body = await register(client)
-    token = await emailed_token(database, settings, "asha@example.com", "/affiliate/verify-email")
+    token = await emailed_token(database, settings, "asha@example.com", "/portal/verify-email")
     [message] = messages_to(settings, "asha@example.com")
     assert message["Subject"] == "Confirm your email for the Namaskah partner program"
 
@@ -42,7 +42,7 @@ async def test_verification_by_post_and_bad_or_expired_tokens(
     client: httpx.AsyncClient, database: Database, settings: Settings, program: Programme
 ) -> None:
     await register(client)
-    token = await emailed_token(database, settings, "asha@example.com", "/affiliate/verify-email")
+    token = await emailed_token(database, settings, "asha@example.com", "/portal/verify-email")
     wrong = await client.post("/affiliate/verify-email", json={"token": "not-a-token"})
     assert wrong.status_code == 422 and field_of(wrong) == "token"
     async with database.write() as session:
@@ -58,7 +58,7 @@ async def test_auto_approve_approves_at_verification(
         await session.execute(sa.update(Program).values(auto_approve=True, auto_approve_countries=["IN", "NP"]))
     body = await register(client)
     assert body["status"] == "pending"
-    token = await emailed_token(database, settings, "asha@example.com", "/affiliate/verify-email")
+    token = await emailed_token(database, settings, "asha@example.com", "/portal/verify-email")
     verified = await client.post("/affiliate/verify-email", json={"token": token})
     assert verified.json() == {"email_verified": True, "status": "approved"}
     async with database.read() as session:
@@ -81,6 +81,6 @@ async def test_auto_approve_only_for_the_listed_countries(
     async with database.write() as session:
         await session.execute(sa.update(Program).values(auto_approve=True, auto_approve_countries=["NP"]))
     await register(client, country="IN")
-    token = await emailed_token(database, settings, "asha@example.com", "/affiliate/verify-email")
+    token = await emailed_token(database, settings, "asha@example.com", "/portal/verify-email")
     verified = await client.post("/affiliate/verify-email", json={"token": token})
     assert verified.json() == {"email_verified": True, "status": "pending"}

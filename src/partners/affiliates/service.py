@@ -734,7 +734,7 @@ def _link(settings: Settings, path: str) -> str:
 
 
 async def _send_verification_email(session: AsyncSession, settings: Settings, partner: Partner, token: str) -> None:
-    link = _link(settings, f"/affiliate/verify-email?token={token}")
+    link = _link(settings, f"/portal/verify-email?token={token}")
     await queue_email(
         session,
         to=partner.email,
@@ -748,7 +748,7 @@ async def _send_verification_email(session: AsyncSession, settings: Settings, pa
 
 
 async def _send_set_password_email(session: AsyncSession, settings: Settings, partner: Partner, token: str) -> None:
-    link = _link(settings, f"/affiliate/password-reset?token={token}")
+    link = _link(settings, f"/portal/reset-password?token={token}")
     await queue_email(
         session,
         to=partner.email,
@@ -762,7 +762,7 @@ async def _send_set_password_email(session: AsyncSession, settings: Settings, pa
 
 
 async def _send_reset_email(session: AsyncSession, settings: Settings, partner: Partner, token: str) -> None:
-    link = _link(settings, f"/affiliate/password-reset?token={token}")
+    link = _link(settings, f"/portal/reset-password?token={token}")
     await queue_email(
         session,
         to=partner.email,
@@ -780,7 +780,7 @@ async def _send_decision_email(session: AsyncSession, settings: Settings, partne
         subject = "Your Namaskah partner application is approved"
         text = (
             f"Hello {partner.name},\n\nWelcome aboard: your application is approved. Your referral link:\n\n"
-            f"{referral_link(settings, partner)}\n\nLog in at {_link(settings, '/affiliate/login')}\n"
+            f"{referral_link(settings, partner)}\n\nLog in at {_link(settings, '/portal/login')}\n"
         )
     elif action == "reject":
         subject = "Your Namaskah partner application"

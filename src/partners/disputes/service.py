@@ -722,7 +722,7 @@ def _summary(dispute: Dispute) -> str:
 
 
 def _partner_link(settings: Settings, dispute: Dispute) -> str:
-    return f"{settings.base_url}/affiliate/disputes/{dispute.id}"
+    return f"{settings.base_url}/portal/disputes/{dispute.id}"
 
 
 def _decision_text(settings: Settings, dispute: Dispute) -> str:
