@@ -59,9 +59,7 @@ async def get_program(program_id: int, session: SessionDep, _staff: ProgramReade
 
 
 @router.patch("/programs/{program_id}")
-async def update_program(
-    program_id: int, body: ProgramUpdate, session: SessionDep, staff: ProgramWriter
-) -> ProgramOut:
+async def update_program(program_id: int, body: ProgramUpdate, session: SessionDep, staff: ProgramWriter) -> ProgramOut:
     program = await service.update_program(session, _actor(staff), program_id, **body.changes())
     return ProgramOut.model_validate(program)
 
@@ -73,9 +71,7 @@ async def list_tiers(program_id: int, session: SessionDep, _staff: ProgramReader
 
 
 @router.post("/programs/{program_id}/tiers", status_code=status.HTTP_201_CREATED)
-async def create_tier(
-    program_id: int, body: TierCreate, session: SessionDep, staff: ProgramWriter
-) -> TierOut:
+async def create_tier(program_id: int, body: TierCreate, session: SessionDep, staff: ProgramWriter) -> TierOut:
     tier = await service.create_tier(session, _actor(staff), program_id, **body.values())
     return TierOut.model_validate(tier)
 
@@ -123,9 +119,7 @@ async def get_override(partner_id: int, session: SessionDep, _staff: PartnerRead
 
 
 @router.put("/partners/{partner_id}/rate-override")
-async def set_override(
-    partner_id: int, body: OverrideIn, session: SessionDep, staff: ProgramWriter
-) -> OverrideOut:
+async def set_override(partner_id: int, body: OverrideIn, session: SessionDep, staff: ProgramWriter) -> OverrideOut:
     override = await service.set_override(
         session,
         _actor(staff),
@@ -149,9 +143,7 @@ async def clear_override(
 
 
 @router.put("/partners/{partner_id}/tier")
-async def assign_tier(
-    partner_id: int, body: TierAssignIn, session: SessionDep, staff: ProgramWriter
-) -> TierChangeOut:
+async def assign_tier(partner_id: int, body: TierAssignIn, session: SessionDep, staff: ProgramWriter) -> TierChangeOut:
     change = await service.assign_tier(session, _actor(staff), partner_id, body.tier_id, reason=body.reason)
     return TierChangeOut.model_validate(change)
 
@@ -159,6 +151,4 @@ async def assign_tier(
 @router.get("/partners/{partner_id}/tier-history")
 async def tier_history(partner_id: int, session: SessionDep, _staff: PartnerReader) -> list[TierChangeOut]:
     await _partner(session, partner_id)
-    return [
-        TierChangeOut.model_validate(change) for change in await service.tier_history(session, partner_id)
-    ]
+    return [TierChangeOut.model_validate(change) for change in await service.tier_history(session, partner_id)]

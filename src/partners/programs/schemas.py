@@ -28,12 +28,14 @@ class ProgramFields(Strict):
     allowed_destination_hosts: list[str] | None = None
     auto_approve: bool | None = None
     auto_approve_countries: list[str] | None = None
+    host_enrol_auto_approve: bool | None = None
     new_partner_extra_hold_days: int | None = Field(default=None, ge=0, le=365)
     new_partner_period_days: int | None = Field(default=None, ge=0, le=3650)
     welcome_reward_kind: WelcomeReward | None = None
     welcome_reward_value: int | None = Field(default=None, ge=0)
     payout_schedule: PayoutSchedule | None = None
     payout_day: int | None = Field(default=None, ge=1, le=28)
+    allow_crypto_payouts: bool | None = None
 
     def changes(self) -> dict[str, Any]:
         return {key: value for key, value in self.model_dump(exclude_unset=True).items() if value is not None}
@@ -64,12 +66,14 @@ class ProgramOut(BaseModel):
     allowed_destination_hosts: list[str]
     auto_approve: bool
     auto_approve_countries: list[str]
+    host_enrol_auto_approve: bool
     new_partner_extra_hold_days: int
     new_partner_period_days: int
     welcome_reward_kind: str
     welcome_reward_value: int
     payout_schedule: str
     payout_day: int
+    allow_crypto_payouts: bool
     created_at: datetime
 
 

@@ -18,12 +18,22 @@ def install_web(app: FastAPI) -> None:
         console,
         console_admin,
         console_money,
+        console_security,
         demo_shop,
         portal,
         portal_auth,
         portal_disputes,
     )
 
-    for module in (portal_auth, portal, portal_disputes, console, console_money, console_admin, demo_shop):
+    for module in (
+        portal_auth,
+        portal,
+        portal_disputes,
+        console,
+        console_money,
+        console_admin,
+        console_security,
+        demo_shop,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

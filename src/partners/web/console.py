@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.affiliates import service as affiliates
 from partners.audit.service import Actor, entries_for, record
@@ -23,6 +25,8 @@ from partners.kit.errors import AppError, Unprocessable
 from partners.ledger.service import owner_balances
 from partners.programs import service as programs
 from partners.programs.models import Program
+from partners.tracking import service as tracking
+from partners.tracking.schemas import CouponCreate
 from partners.web import reports
 from partners.web.pages import (
     FormErrors,
@@ -56,6 +60,7 @@ NAV = (
     ("/console/api-keys", "API keys", "api-keys", "apikeys:manage"),
     ("/console/audit", "Audit log", "audit", "reports:read"),
     ("/console/settings", "Settings", "settings", "reports:read"),
+    ("/console/security", "Two-factor login", "security", ""),
 )
 NOTICES = {
     "approve": "Application approved; the partner has been emailed.",
@@ -66,6 +71,8 @@ NOTICES = {
     "tier": "Tier changed.",
     "note": "Note added.",
     "override": "Rate override saved.",
+    "override-cleared": "Rate override removed; the tier's rates apply again.",
+    "coupon": "Coupon created.",
     "logout": "You are logged out.",
 }
 PERIODS = (("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
@@ -74,7 +81,7 @@ PERIODS = (("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
 def console_context(request: Request, viewer: StaffViewer, active: str, **extra: Any) -> dict[str, Any]:
     principal = viewer.principal
     return {
-        "nav": [(href, label, key) for href, label, key, permission in NAV if viewer.can(permission)],
+        "nav": [(href, label, key) for href, label, key, permission in NAV if not permission or viewer.can(permission)],
         "active": active,
         "home_url": "/console",
         "area_name": "Console",
@@ -307,6 +314,12 @@ async def partners(request: Request, session: SessionDep) -> Response:
 @router.get("/console/partners/{partner_id}")
 async def partner_detail(partner_id: int, request: Request, session: SessionDep) -> Response:
     viewer = await staff_viewer(request, session, "partners:read")
+    return render(request, "console/partner.html", await _partner_context(request, session, viewer, partner_id))
+
+
+async def _partner_context(
+    request: Request, session: AsyncSession, viewer: StaffViewer, partner_id: int, **extra: Any
+) -> dict[str, Any]:
     partner = await affiliates.get_partner(session, partner_id)
     now = utcnow()
     window = dashboards.resolve_window(first=None, last=None, period="30d", today=now.date())
@@ -333,8 +346,11 @@ async def partner_detail(partner_id: int, request: Request, session: SessionDep)
         notes=[entry for entry in reversed(entries) if entry.action == "partner.note"],
         names=await reports.staff_names(session),
         actions=[a for a, t in affiliates.TRANSITIONS.items() if partner.status in t.sources and a != "approve"],
+        coupons=await tracking.list_coupons(session, partner.id),
+        values=extra.pop("values", {}),
+        **extra,
     )
-    return render(request, "console/partner.html", context)
+    return context
 
 
 @router.post("/console/partners/{partner_id}/status/{action}")
@@ -396,6 +412,47 @@ async def set_override(partner_id: int, request: Request) -> Response:
     except AppError as error:
         return await _partner_action_failed(request, partner_id, error)
     return redirect(request, f"/console/partners/{partner_id}?done=override")
+
+
+@router.post("/console/partners/{partner_id}/override/clear")
+async def clear_override(partner_id: int, request: Request) -> Response:
+    form = await request.form()
+    try:
+        async with write_unit(request) as session:
+            viewer = await staff_viewer(request, session, "programs:write")
+            await programs.clear_override(
+                session, actor(viewer), partner_id, reason=text(form, "reason", max_length=500)
+            )
+    except AppError as error:
+        return await _partner_action_failed(request, partner_id, error)
+    return redirect(request, f"/console/partners/{partner_id}?done=override-cleared")
+
+
+@router.post("/console/partners/{partner_id}/coupons")
+async def create_coupon(partner_id: int, request: Request) -> Response:
+    form = await request.form()
+    code = text(form, "code", max_length=64)
+    try:
+        async with write_unit(request) as session:
+            viewer = await staff_viewer(request, session, "partners:write")
+            body = CouponCreate.model_validate({"partner_id": partner_id, "code": code})
+            await tracking.create_coupon(session, actor(viewer), partner_id=body.partner_id, code=body.code)
+    except (AppError, ValidationError) as error:
+        async with write_unit(request) as session:
+            viewer = await staff_viewer(request, session, "partners:read")
+            context = await _partner_context(
+                request, session, viewer, partner_id, values={"code": code}, errors=_coupon_errors(error)
+            )
+        status = error.status if isinstance(error, AppError) else 422
+        return render(request, "console/partner.html", context, status_code=status)
+    return redirect(request, f"/console/partners/{partner_id}?done=coupon#coupons-title")
+
+
+def _coupon_errors(error: AppError | ValidationError) -> FormErrors:
+    errors = FormErrors.of(error)
+    if isinstance(error, ValidationError):  # the pattern's message means nothing to a person
+        errors = FormErrors("Please check the code.", {"code": "3 to 64 letters, digits, _ or -."})
+    return errors
 
 
 @router.post("/console/partners/{partner_id}/notes")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.affiliates import service as affiliates
 from partners.audit.service import entries_for
@@ -17,7 +19,7 @@ from partners.identity.roles import API_KEY_SCOPES, Role
 from partners.kit.deps import SessionDep
 from partners.kit.errors import AppError, Unprocessable
 from partners.programs import service as programs
-from partners.programs.schemas import ProgramUpdate, TierUpdate
+from partners.programs.schemas import ProgramCreate, ProgramUpdate, TierCreate, TierUpdate
 from partners.web import reports
 from partners.web.console import CONSOLE_NOTICES, actor, console_context
 from partners.web.pages import (
@@ -39,7 +41,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 CONSOLE_NOTICES.update(
     {
         "program": "Programme saved.",
+        "program-created": "Programme created.",
         "tier": "Tier saved.",
+        "tier-created": "Tier added.",
         "agreement": "New agreement version published; partners must accept it again.",
         "reply": "Reply sent to the partner.",
         "resolved": "Dispute decided; the partner has been emailed.",
@@ -48,7 +52,7 @@ CONSOLE_NOTICES.update(
         "key-revoked": "API key revoked.",
     }
 )
-BOOL_FIELDS = ("auto_approve", "active", "host_enrol_auto_approve")
+BOOL_FIELDS = ("auto_approve", "active", "host_enrol_auto_approve", "allow_crypto_payouts")
 
 
 async def _failed(request: Request, active: str, back: str, error: AppError | ValidationError) -> Response:
@@ -82,12 +86,43 @@ async def program_list(request: Request, session: SessionDep) -> Response:
     return render(request, "console/programs.html", console_context(request, viewer, "programs", programs=found))
 
 
-@router.get("/console/programs/{program_id}")
-async def program_detail(program_id: int, request: Request, session: SessionDep) -> Response:
-    viewer = await staff_viewer(request, session, "programs:read")
+@router.get("/console/programs/new")
+async def new_program_page(request: Request, session: SessionDep) -> Response:
+    viewer = await staff_viewer(request, session, "programs:write")
+    context = console_context(request, viewer, "programs", values={"currency": "USD", "with_default_tiers": True})
+    return render(request, "console/program_new.html", context)
+
+
+@router.post("/console/programs")
+async def create_program(request: Request) -> Response:
+    form = await request.form()
+    values: dict[str, Any] = {name: text(form, name, max_length=200) for name in ("slug", "name", "currency")}
+    values["with_default_tiers"] = form.get("with_default_tiers") == "on"
+    try:
+        async with write_unit(request) as session:
+            viewer = await staff_viewer(request, session, "programs:write")
+            body = ProgramCreate.model_validate(values)
+            fields = body.model_dump(exclude_none=True)
+            fields["currency"] = body.currency.upper()
+            program = await programs.create_program(session, settings_of(request), actor(viewer), **fields)
+    except (AppError, ValidationError) as error:
+        async with write_unit(request) as session:
+            viewer = await staff_viewer(request, session, "programs:write")
+        context = console_context(request, viewer, "programs", values=values, errors=FormErrors.of(error))
+        return render(request, "console/program_new.html", context, status_code=_status(error))
+    return redirect(request, f"/console/programs/{program.id}?done=program-created")
+
+
+def _status(error: AppError | ValidationError) -> int:
+    return error.status if isinstance(error, AppError) else 422
+
+
+async def _program_context(
+    request: Request, session: AsyncSession, viewer: StaffViewer, program_id: int, **extra: Any
+) -> dict[str, Any]:
     program = await programs.get_program(session, program_id)
     entries = await entries_for(session, "program", program.id)
-    context = console_context(
+    return console_context(
         request,
         viewer,
         "programs",
@@ -96,8 +131,28 @@ async def program_detail(program_id: int, request: Request, session: SessionDep)
         agreement=await affiliates.current_agreement(session, program.id),
         entries=list(reversed(entries))[:20],
         names=await reports.staff_names(session),
+        failed_form=extra.pop("failed_form", ""),
+        values=extra.pop("values", {}),
+        **extra,
     )
-    return render(request, "console/program.html", context)
+
+
+@router.get("/console/programs/{program_id}")
+async def program_detail(program_id: int, request: Request, session: SessionDep) -> Response:
+    viewer = await staff_viewer(request, session, "programs:read")
+    return render(request, "console/program.html", await _program_context(request, session, viewer, program_id))
+
+
+async def _program_form_failed(
+    request: Request, program_id: int, form_key: str, values: dict[str, Any], error: AppError | ValidationError
+) -> Response:
+    """The programme page again, with the error next to the field of the form that failed."""
+    async with write_unit(request) as session:
+        viewer = await staff_viewer(request, session, "programs:read")
+        context = await _program_context(
+            request, session, viewer, program_id, failed_form=form_key, values=values, errors=FormErrors.of(error)
+        )
+    return render(request, "console/program.html", context, status_code=_status(error))
 
 
 def _program_changes(form: Any) -> dict[str, Any]:
@@ -127,27 +182,64 @@ async def update_program(program_id: int, request: Request) -> Response:
                 changes[name] = form.get(name) == "on"
             await programs.update_program(session, actor(viewer), program_id, **changes)
     except (AppError, ValidationError) as error:
-        return await _failed(request, "programs", f"/console/programs/{program_id}", error)
+        return await _program_form_failed(request, program_id, "program", _raw_form(form), error)
     return redirect(request, f"/console/programs/{program_id}?done=program")
+
+
+RATE_FIELDS = ("base_rate_bps", "ceiling_rate_bps", "level2_rate_bps", "level3_rate_bps", "hold_days")
+
+
+def _json_field(form: Any, name: str, empty: Any) -> Any:
+    raw = text(form, name, max_length=20_000)
+    if not raw:
+        return empty
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise Unprocessable(f"This is not valid JSON ({error.msg}).", field=name) from None
+
+
+def _tier_values(form: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The submitted tier form as the API's body: numbers as text, steps and rule as parsed JSON."""
+    values: dict[str, Any] = {name: text(form, name, max_length=100) for name in names}
+    values["can_recruit"] = form.get("can_recruit") == "on"
+    values["bonus_steps"] = _json_field(form, "bonus_steps", [])
+    values["promotion_rule"] = _json_field(form, "promotion_rule", {})
+    return values
+
+
+def _raw_form(form: Any) -> dict[str, str]:
+    return {name: value for name, value in form.items() if isinstance(value, str) and name != "csrf_token"}
+
+
+@router.post("/console/programs/{program_id}/tiers")
+async def create_tier(program_id: int, request: Request) -> Response:
+    form = await request.form()
+    try:
+        async with write_unit(request) as session:
+            viewer = await staff_viewer(request, session, "programs:write")
+            values = {k: v for k, v in _tier_values(form, ("key", "name", "rank", *RATE_FIELDS)).items() if v != ""}
+            body = TierCreate.model_validate(values)
+            await programs.create_tier(session, actor(viewer), program_id, **body.values())
+    except (AppError, ValidationError) as error:
+        return await _program_form_failed(request, program_id, "new-tier", _raw_form(form), error)
+    return redirect(request, f"/console/programs/{program_id}?done=tier-created")
 
 
 @router.post("/console/tiers/{tier_id}")
 async def update_tier(tier_id: int, request: Request) -> Response:
     form = await request.form()
-    back = "/console/programs"
+    async with write_unit(request) as session:
+        await staff_viewer(request, session, "programs:read")
+        program_id = (await programs.get_tier(session, tier_id)).program_id
     try:
         async with write_unit(request) as session:
             viewer = await staff_viewer(request, session, "programs:write")
-            tier = await programs.get_tier(session, tier_id)
-            back = f"/console/programs/{tier.program_id}"
-            names = ("name", "base_rate_bps", "ceiling_rate_bps", "level2_rate_bps", "level3_rate_bps", "hold_days")
-            values: dict[str, Any] = {name: text(form, name) for name in names}
-            values["can_recruit"] = form.get("can_recruit") == "on"
-            changes = TierUpdate.model_validate(values).changes()
+            changes = TierUpdate.model_validate(_tier_values(form, ("name", *RATE_FIELDS))).changes()
             await programs.update_tier(session, actor(viewer), tier_id, **changes)
     except (AppError, ValidationError) as error:
-        return await _failed(request, "programs", back, error)
-    return redirect(request, f"{back}?done=tier")
+        return await _program_form_failed(request, program_id, f"tier-{tier_id}", _raw_form(form), error)
+    return redirect(request, f"/console/programs/{program_id}?done=tier")
 
 
 @router.post("/console/programs/{program_id}/agreement")

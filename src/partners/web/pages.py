@@ -43,6 +43,7 @@ from partners.web.templating import templates
 FORM_COOKIE = "partners_form_csrf"
 PARTNER_LOGIN = "/portal/login"
 STAFF_LOGIN = "/console/login"
+STAFF_TWO_FACTOR = "/console/security"
 
 
 class LoginRequired(Exception):
@@ -159,8 +160,14 @@ async def partner_viewer(request: Request, session: AsyncSession) -> PartnerView
     return PartnerViewer(partner, current.auth_session.csrf_token, current.auth_session.id)
 
 
-async def staff_viewer(request: Request, session: AsyncSession, permission: str | None = None) -> StaffViewer:
-    """The logged-in, active staff member holding `permission`; LoginRequired or Forbidden otherwise."""
+async def staff_viewer(
+    request: Request, session: AsyncSession, permission: str | None = None, *, enrolling: bool = False
+) -> StaffViewer:
+    """The logged-in, active staff member holding `permission`; LoginRequired or Forbidden otherwise.
+
+    Where staff 2FA is required, a session that has not passed it is sent to the enrolment page, the only
+    page (`enrolling=True`) it may open.
+    """
     settings = settings_of(request)
     try:
         current = await authenticate_session(request, session, settings, subject_kind="staff")
@@ -169,11 +176,8 @@ async def staff_viewer(request: Request, session: AsyncSession, permission: str 
     user = await session.get(StaffUser, current.auth_session.subject_id)
     if user is None or not user.is_active:
         raise LoginRequired(STAFF_LOGIN)
-    if two_factor_blocks(settings, current.auth_session):
-        raise Forbidden(
-            "Two-factor authentication is required for staff here. Enrol with POST /auth/2fa/setup and "
-            "POST /auth/2fa/confirm, then log in again with a one-time code."
-        )
+    if not enrolling and two_factor_blocks(settings, current.auth_session):
+        raise LoginRequired(STAFF_TWO_FACTOR)
     principal = StaffPrincipal(
         user_id=user.id, email=user.email, name=user.name, role=user.role, session_id=current.auth_session.id
     )

@@ -255,6 +255,7 @@ async def _links_context(request: Request, session: AsyncSession, viewer: Partne
         period=period,
         periods=PERIODS,
         created=created,
+        coupons=[c for c in await tracking.list_coupons(session, viewer.partner.id) if c.active],
         referral_link=affiliates.referral_link(settings, viewer.partner),
         demo_destination=demo_shop.shop_url(settings) if demo_shop.enabled(settings) else None,
         values={},
