@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -241,73 +242,31 @@ async def applications(
     return [ApplicationOut.model_validate(partner) for partner in pending]
 
 
-async def _decide(
-    action: str,
-    partner_id: int,
-    body: DecisionIn,
-    staff: StaffPrincipal,
-    session: AsyncSession,
-    settings: Settings,
-) -> PartnerOut:
-    partner = await service.change_status(
-        session, settings, partner_id, action, actor=_staff(staff), reason=body.reason
+STATUS_ACTIONS = ("approve", "reject", "suspend", "ban", "reinstate")
+
+
+def _status_route(action: str) -> Callable[..., Awaitable[PartnerOut]]:
+    async def change_status(
+        partner_id: int,
+        staff: PartnerWriter,
+        session: SessionDep,
+        settings: SettingsDep,
+        body: DecisionIn | None = None,
+    ) -> PartnerOut:
+        partner = await service.change_status(
+            session, settings, partner_id, action, actor=_staff(staff), reason=(body or DecisionIn()).reason
+        )
+        return await _partner_out(session, settings, partner)
+
+    change_status.__name__ = f"{action}_partner"
+    return change_status
+
+
+# One explicit path per action (not /{action}), so later routes under /admin/partners/{id}/ stay reachable.
+for _action in STATUS_ACTIONS:
+    router.add_api_route(
+        f"/admin/partners/{{partner_id}}/{_action}", _status_route(_action), methods=["POST"], tags=["admin"]
     )
-    return await _partner_out(session, settings, partner)
-
-
-@router.post("/admin/partners/{partner_id}/approve", tags=["admin"])
-async def approve(
-    partner_id: int,
-    staff: PartnerWriter,
-    session: SessionDep,
-    settings: SettingsDep,
-    body: DecisionIn | None = None,
-) -> PartnerOut:
-    return await _decide("approve", partner_id, body or DecisionIn(), staff, session, settings)
-
-
-@router.post("/admin/partners/{partner_id}/reject", tags=["admin"])
-async def reject(
-    partner_id: int,
-    staff: PartnerWriter,
-    session: SessionDep,
-    settings: SettingsDep,
-    body: DecisionIn | None = None,
-) -> PartnerOut:
-    return await _decide("reject", partner_id, body or DecisionIn(), staff, session, settings)
-
-
-@router.post("/admin/partners/{partner_id}/suspend", tags=["admin"])
-async def suspend(
-    partner_id: int,
-    staff: PartnerWriter,
-    session: SessionDep,
-    settings: SettingsDep,
-    body: DecisionIn | None = None,
-) -> PartnerOut:
-    return await _decide("suspend", partner_id, body or DecisionIn(), staff, session, settings)
-
-
-@router.post("/admin/partners/{partner_id}/ban", tags=["admin"])
-async def ban(
-    partner_id: int,
-    staff: PartnerWriter,
-    session: SessionDep,
-    settings: SettingsDep,
-    body: DecisionIn | None = None,
-) -> PartnerOut:
-    return await _decide("ban", partner_id, body or DecisionIn(), staff, session, settings)
-
-
-@router.post("/admin/partners/{partner_id}/reinstate", tags=["admin"])
-async def reinstate(
-    partner_id: int,
-    staff: PartnerWriter,
-    session: SessionDep,
-    settings: SettingsDep,
-    body: DecisionIn | None = None,
-) -> PartnerOut:
-    return await _decide("reinstate", partner_id, body or DecisionIn(), staff, session, settings)
 
 
 # --- host API --------------------------------------------------------------------------------------------
