@@ -6,7 +6,7 @@ export DATABASE_URL ?= sqlite+aiosqlite:///./var/partners.db
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest migrate demo worker clean
+.PHONY: run test lint typecheck pytest migrate demo worker clean bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -50,6 +50,11 @@ $(CHROMIUM):
 
 pytest: $(VENV)/.installed-dev $(CHROMIUM)
 	$(BIN)/pytest
+
+# Benchmarks (not part of `make test`): needs wrk and pgbench (apt-get install -y wrk postgresql-client) and
+# PostgreSQL at PARTNERS_BENCH_DATABASE_URL; about 15 minutes. Results in bench/results/, see bench/README.md.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -30,6 +30,18 @@ async def earnings_pending_account(session: AsyncSession, partner_id: int, curre
     )
 
 
+async def earnings_pending_accounts(
+    session: AsyncSession, partner_ids: list[int], currency: str
+) -> dict[int, LedgerAccount]:
+    """Several partners' earnings_pending accounts: one query for those that exist, created for the others."""
+    keys = {partner_id: (partner_owner(partner_id), EARNINGS_PENDING, currency.upper()) for partner_id in partner_ids}
+    found = await ledger.find_accounts(session, list(keys.values()))
+    return {
+        partner_id: found.get(key) or await earnings_pending_account(session, partner_id, currency)
+        for partner_id, key in keys.items()
+    }
+
+
 async def earnings_available_account(session: AsyncSession, partner_id: int, currency: str) -> LedgerAccount:
     return await ledger.open_account(
         session, owner=partner_owner(partner_id), kind=EARNINGS_AVAILABLE, currency=currency

@@ -38,6 +38,7 @@ from partners.ledger import service as ledger
 from partners.ledger.models import LedgerAccount, LedgerTransaction
 from partners.ledger.schemas import Posting
 from partners.programs import service as programs
+from partners.rollups import service as rollups
 from partners.tracking.models import Customer
 
 MAX_LEVELS = 3
@@ -111,11 +112,22 @@ async def list_commissions(
 ) -> tuple[list[Commission], int]:
     """A page of commissions, newest first, and how many match in all."""
     query = _filtered(sa.select(Commission), where)
-    total = await session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    total = await _count(session, where, query)
     rows = await session.scalars(
         query.order_by(Commission.created_at.desc(), Commission.id.desc()).limit(limit).offset(offset)
     )
-    return list(rows), int(total or 0)
+    return list(rows), total
+
+
+async def _count(session: AsyncSession, where: CommissionFilter, query: sa.Select[Commission]) -> int:
+    """A partner's count by status, level or currency comes from the daily rollups (a partner can have
+    hundreds of thousands of commissions); other filters count the rows."""
+    unbounded = where.purchase_id is None and where.created_from is None and where.created_to is None
+    if where.partner_id is not None and unbounded:
+        return await rollups.commission_count(
+            session, where.partner_id, status=where.status, level=where.level, currency=where.currency
+        )
+    return int(await session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
 
 
 async def adjustments_for(session: AsyncSession, commission_id: int) -> list[CommissionAdjustment]:
@@ -192,6 +204,8 @@ async def create_commissions_for_purchase(
     if existing or customer.partner_id is None:
         return existing
     level1 = await affiliates.get_partner(session, customer.partner_id)
+    # Held for the whole call: the identity map keeps weak references, and every level asks for the program.
+    _program = await programs.get_program(session, level1.program_id)
     if not await _still_pays(session, level1, purchase, customer):
         return []
     earners = await _earners(session, await affiliates.upline(session, level1, MAX_LEVELS), purchase)
@@ -202,6 +216,8 @@ async def create_commissions_for_purchase(
     ]
     if not paid:
         return []
+    # The ledger transaction first, so the commissions are inserted with its id (no UPDATE after).
+    transaction = await _post_commissions(session, purchase, [(earner.partner.id, share) for earner, share in paid])
     commissions = [
         Commission(
             purchase_id=purchase.id,
@@ -214,26 +230,23 @@ async def create_commissions_for_purchase(
             reversed_amount=0,
             status="pending",
             payable_at=now + timedelta(days=earner.hold_days),
+            ledger_transaction_id=transaction.id,
         )
         for earner, share in paid
     ]
     session.add_all(commissions)
     await session.flush()
-    transaction = await _post_commissions(session, purchase, commissions)
-    for commission in commissions:
-        commission.ledger_transaction_id = transaction.id
-    await session.flush()
     return commissions
 
 
 async def _post_commissions(
-    session: AsyncSession, purchase: Purchase, commissions: list[Commission]
+    session: AsyncSession, purchase: Purchase, shares: list[tuple[int, int]]
 ) -> LedgerTransaction:
+    """One transaction: commission_expense pays each (partner id, share) into its earnings_pending."""
     expense = await accounts.commission_expense_account(session, purchase.currency)
-    postings = [Posting(expense, -sum(commission.amount for commission in commissions))]
-    for commission in commissions:
-        pending = await accounts.earnings_pending_account(session, commission.partner_id, purchase.currency)
-        postings.append(Posting(pending, commission.amount))
+    pending = await accounts.earnings_pending_accounts(session, [partner for partner, _ in shares], purchase.currency)
+    postings = [Posting(expense, -sum(share for _, share in shares))]
+    postings += [Posting(pending[partner], share) for partner, share in shares]
     return await ledger.post_transaction(
         session,
         idempotency_key=f"purchase:{purchase.id}:commissions",

@@ -1,4 +1,5 @@
-"""Imports every domain's models so `Base.metadata` knows all tables (Alembic, tests, create_all)."""
+"""Imports every domain's models so `Base.metadata` knows all tables (Alembic, tests, create_all), and the
+ORM listeners that keep derived tables (the rollups) in step with them."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ MODEL_MODULES = (
     "partners.commissions.models",
     "partners.disputes.models",
     "partners.payouts.models",
+    "partners.rollups.models",
 )
+LISTENER_MODULES = ("partners.rollups.listeners",)
 
 
 def load_all_models() -> None:
-    for module in MODEL_MODULES:
+    for module in (*MODEL_MODULES, *LISTENER_MODULES):
         importlib.import_module(module)

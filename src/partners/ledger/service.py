@@ -52,7 +52,7 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _insert_ignoring_conflicts(session: AsyncSession, table: sa.Table) -> Any:
+def _insert_ignoring_conflicts(session: AsyncSession, table: sa.Table | type[LedgerTransaction]) -> Any:
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
 
@@ -104,6 +104,21 @@ async def find_account(session: AsyncSession, *, owner: str, kind: str, currency
         )
     )
     return result.scalar_one_or_none()
+
+
+async def find_accounts(
+    session: AsyncSession, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], LedgerAccount]:
+    """Several accounts in one query, by (owner, kind, currency); those that do not exist are left out."""
+    wanted = [(owner, kind, currency.upper()) for owner, kind, currency in keys]
+    if not wanted:
+        return {}
+    result = await session.scalars(
+        sa.select(LedgerAccount).where(
+            sa.tuple_(LedgerAccount.owner, LedgerAccount.kind, LedgerAccount.currency).in_(wanted)
+        )
+    )
+    return {(account.owner, account.kind, account.currency): account for account in result}
 
 
 async def get_account(session: AsyncSession, account_id: int) -> LedgerAccount:
@@ -212,8 +227,9 @@ async def post_transaction(
     _validate_postings(postings)
     details = details or {}
     digest = payload_hash(_transaction_payload(kind, postings, details))
-    inserted = await session.execute(
-        _insert_ignoring_conflicts(session, _transactions)
+    # RETURNING the row as the ORM object: no SELECT after the INSERT.
+    transaction: LedgerTransaction | None = await session.scalar(
+        _insert_ignoring_conflicts(session, LedgerTransaction)
         .values(
             idempotency_key=idempotency_key,
             payload_hash=digest,
@@ -224,11 +240,11 @@ async def post_transaction(
             hold_id=hold_id,
             created_at=utcnow(),
         )
-        .returning(_transactions.c.id)
+        .returning(LedgerTransaction)
     )
-    transaction_id = inserted.scalar_one_or_none()
-    if transaction_id is None:
+    if transaction is None:
         return await _existing_transaction(session, idempotency_key, digest)
+    transaction_id = transaction.id
     await session.execute(
         sa.insert(LedgerEntry),
         [
@@ -248,8 +264,6 @@ async def post_transaction(
             posted=posting.amount,
             enforce_floor=posting.amount < 0 and not allow_overdraft,
         )
-    transaction = await session.get(LedgerTransaction, transaction_id)
-    assert transaction is not None
     return transaction
 
 

@@ -2,8 +2,10 @@
 
 The redirect hands a `ClickEvent` to `ClickRecorder.record` (a list append) and answers at once. A background
 task flushes every `flush_interval` seconds (0.25 s), or as soon as `batch_size` (500) clicks wait, in one
-transaction per chunk of up to 1000 rows; so a click is durable well within a second. A chunk is one INSERT
-executed for many rows (psycopg pipelines it, sqlite3 reuses the prepared statement): measured seven times
+transaction per chunk of up to 1000 rows; so a click is durable well within a second. On PostgreSQL a chunk is
+one `INSERT ... SELECT FROM unnest(<one array per column>)`: one statement, ten parameters, whatever the
+number of rows (measured in bench/: a third less CPU and time than a pipelined executemany). On
+SQLite it is one INSERT executed for many rows (sqlite3 reuses the prepared statement). Both measured far
 faster than rendering a literal multi-row VALUES list, whose compilation dominated.
 
 A failed flush keeps its rows and retries them on the next round (with a growing pause while the database
@@ -20,11 +22,12 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import Insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Insert, Table, TextClause, text
+from sqlalchemy.dialects import sqlite
 
 from partners.db.session import Database
 from partners.kit.logging import get_logger
+from partners.rollups import service as rollups
 from partners.tracking.bots import is_bot, warm_up
 from partners.tracking.models import Click
 
@@ -60,6 +63,28 @@ class ClickEvent:
     referrer: str
     country: str | None
     previous_click_id: str | None
+
+
+# Insert chunks ignore click ids already stored: a retry after an unclear failure never duplicates a click.
+_CLICKS: Table = Click.__table__  # type: ignore[assignment]
+_SQLITE_INSERT: Insert = sqlite.insert(_CLICKS).on_conflict_do_nothing(index_elements=["click_id"])
+_PG_ARRAY_TYPES = {
+    "click_id": "varchar",
+    "link_id": "bigint",
+    "partner_id": "bigint",
+    "occurred_at": "timestamptz",
+    "ip_hash": "varchar",
+    "user_agent": "varchar",
+    "referrer": "varchar",
+    "country": "varchar",
+    "is_bot": "boolean",
+    "previous_click_id": "varchar",
+}
+_PG_INSERT: TextClause = text(
+    f"INSERT INTO clicks ({', '.join(_PG_ARRAY_TYPES)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _PG_ARRAY_TYPES.items())}) "
+    "ON CONFLICT (click_id) DO NOTHING"
+)
 
 
 def click_row(event: ClickEvent) -> dict[str, Any]:
@@ -173,12 +198,12 @@ class ClickRecorder:
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
         async with self.database.write() as session:
-            await session.execute(self._insert_ignoring_duplicates(), rows)
-
-    def _insert_ignoring_duplicates(self) -> Insert:
-        if self.database.dialect == "postgresql":
-            return postgresql.insert(Click).on_conflict_do_nothing(index_elements=["click_id"])
-        return sqlite.insert(Click).on_conflict_do_nothing(index_elements=["click_id"])
+            rollups.record_clicks(session.sync_session, rows)  # written with the clicks, at commit
+            if self.database.dialect == "postgresql":
+                columns = {name: [row[name] for row in rows] for name in _PG_ARRAY_TYPES}
+                await session.execute(_PG_INSERT, columns)
+            else:
+                await session.execute(_SQLITE_INSERT, rows)
 
     def _drop_overflow(self) -> None:
         excess = len(self._unwritten) - self.max_pending

@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -46,6 +46,7 @@ from partners.db.types import utcnow
 from partners.kit.crypto import keyed_hash
 from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.programs.models import Program
+from partners.rollups import service as rollups
 from partners.settings import Settings
 from partners.tracking.models import Click, Coupon, Customer, TrackingLink
 from partners.tracking.schemas import LinkCreate, LinkStats
@@ -235,17 +236,53 @@ async def list_links(
             .offset(offset)
         )
     )
-    link_ids = [link.id for link in links]
-    clicks = await _click_stats(session, link_ids, start, end)
-    signups = await _signup_stats(session, partner_id, link_ids, start, end)
-    empty = (0, 0, 0)
-    items = []
-    for link in links:
-        human, unique, bots = clicks.get(link.id, empty)
-        signed_up, purchased = signups.get(link.id, (0, 0))
-        stats = LinkStats(clicks=human, unique_clicks=unique, bot_clicks=bots, signups=signed_up, customers=purchased)
-        items.append((link, stats))
-    return items, total or 0
+    stats = await _link_stats(session, partner_id, [link.id for link in links], start, end)
+    empty = LinkStats(clicks=0, unique_clicks=0, bot_clicks=0, signups=0, customers=0)
+    return [(link, stats.get(link.id, empty)) for link in links], total or 0
+
+
+def _whole_days(start: datetime | None, end: datetime | None) -> tuple[date | None, date | None] | None:
+    """[start, end) as the UTC days [first, last] when both bounds fall on midnight UTC (or are open)."""
+    bounds = [bound.astimezone(UTC) for bound in (start, end) if bound is not None]
+    if any((bound.hour, bound.minute, bound.second, bound.microsecond) != (0, 0, 0, 0) for bound in bounds):
+        return None
+    first = start.astimezone(UTC).date() if start is not None else None
+    last = end.astimezone(UTC).date() - timedelta(days=1) if end is not None else None
+    return first, last
+
+
+async def _link_stats(
+    session: AsyncSession, partner_id: int, link_ids: list[int], start: datetime | None, end: datetime | None
+) -> dict[int, LinkStats]:
+    """From the daily link rollups when the period is whole days; from the raw tables otherwise (and for the
+    unique clicks the rollups cannot answer)."""
+    days = _whole_days(start, end)
+    if days is None:
+        clicks = await _click_stats(session, link_ids, start, end)
+        signups = await _signup_stats(session, partner_id, link_ids, start, end)
+        return {
+            link_id: LinkStats(
+                clicks=clicks.get(link_id, (0, 0, 0))[0],
+                unique_clicks=clicks.get(link_id, (0, 0, 0))[1],
+                bot_clicks=clicks.get(link_id, (0, 0, 0))[2],
+                signups=signups.get(link_id, (0, 0))[0],
+                customers=signups.get(link_id, (0, 0))[1],
+            )
+            for link_id in link_ids
+        }
+    totals = await rollups.link_totals(session, link_ids, *days)
+    unanswered = [link_id for link_id, total in totals.items() if total.visitors is None]
+    raw = await _click_stats(session, unanswered, start, end) if unanswered else {}
+    return {
+        link_id: LinkStats(
+            clicks=total.clicks,
+            unique_clicks=total.visitors if total.visitors is not None else raw.get(link_id, (0, 0, 0))[1],
+            bot_clicks=total.bot_clicks,
+            signups=total.signups,
+            customers=total.buyers,
+        )
+        for link_id, total in totals.items()
+    }
 
 
 def _period(

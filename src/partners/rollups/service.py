@@ -1,0 +1,718 @@
+"""Rollups: collected as changes happen, written once at commit, read by the dashboard, rebuilt from scratch.
+
+Writers never call this module for ORM changes: `rollups.listeners` sees purchases, customers and commissions
+being inserted or updated and adds their deltas to the session's `Pending`; the click recorder (which writes
+clicks with Core) calls `record_clicks`. At the root transaction's commit the deltas are written in one go,
+every table in the same order and each table's rows sorted by key, so two committing transactions never wait
+for each other in a cycle. A savepoint rolled back takes its deltas with it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from partners.rollups.models import (
+    LinkDay,
+    LinkVisitor,
+    PartnerBuyer,
+    PartnerDay,
+    PartnerDayCommissions,
+    PartnerDayRevenue,
+    PartnerVisitor,
+)
+
+PENDING_KEY = "partners.rollups.pending"
+CHUNK = 500
+PG_CHUNK = 5_000
+
+_days = cast(sa.Table, PartnerDay.__table__)
+_revenue = cast(sa.Table, PartnerDayRevenue.__table__)
+_commissions = cast(sa.Table, PartnerDayCommissions.__table__)
+_visitors = cast(sa.Table, PartnerVisitor.__table__)
+_buyers = cast(sa.Table, PartnerBuyer.__table__)
+_link_days = cast(sa.Table, LinkDay.__table__)
+_link_visitors = cast(sa.Table, LinkVisitor.__table__)
+
+DayKey = tuple[int, date]
+RevenueKey = tuple[int, date, str]
+CommissionKey = tuple[int, date, str, str, int]
+K = TypeVar("K")
+
+
+def utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+# --- collecting ----------------------------------------------------------------------------------------
+
+
+def _counters(size: int) -> defaultdict[Any, list[int]]:
+    return defaultdict(lambda: [0] * size)
+
+
+@dataclass
+class Pending:
+    """Deltas not yet written: counters per key, and the latest day seen per visitor and buyer."""
+
+    days: defaultdict[DayKey, list[int]] = field(default_factory=lambda: _counters(3))  # clicks, bots, signups
+    revenue: defaultdict[RevenueKey, list[int]] = field(default_factory=lambda: _counters(3))  # n, gross, refunded
+    commissions: defaultdict[CommissionKey, list[int]] = field(default_factory=lambda: _counters(3))  # n, amt, rev
+    visitors: dict[tuple[int, str], date] = field(default_factory=dict)
+    buyers: dict[tuple[int, int], date] = field(default_factory=dict)
+    link_days: defaultdict[DayKey, list[int]] = field(default_factory=lambda: _counters(4))  # clicks, bots, signups,
+    # buyers (of those signups)
+    link_visitors: dict[tuple[int, str], date] = field(default_factory=dict)
+
+    def merge(self, other: Pending) -> None:
+        _add(self.days, other.days)
+        _add(self.revenue, other.revenue)
+        _add(self.commissions, other.commissions)
+        _add(self.link_days, other.link_days)
+        for (partner, ip_hash), day in other.visitors.items():
+            _see(self.visitors, (partner, ip_hash), day)
+        for (partner, customer), day in other.buyers.items():
+            _see(self.buyers, (partner, customer), day)
+        for (link, ip_hash), day in other.link_visitors.items():
+            _see(self.link_visitors, (link, ip_hash), day)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.days or self.revenue or self.commissions or self.visitors or self.buyers or self.link_days)
+
+    def see_buyer(self, partner_id: int, customer_id: int, day: date) -> None:
+        _see(self.buyers, (partner_id, customer_id), day)
+
+
+def _see(seen: dict[K, date], key: K, day: date) -> None:
+    if key not in seen or seen[key] < day:
+        seen[key] = day
+
+
+def _add(mine: defaultdict[K, list[int]], theirs: Mapping[K, list[int]]) -> None:
+    for key, values in theirs.items():
+        mine[key] = [a + b for a, b in zip(mine[key], values, strict=True)]
+
+
+def pending(session: Session) -> Pending:
+    """The deltas of the session's innermost transaction (a savepoint's are dropped if it rolls back)."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    stack: list[tuple[SessionTransaction | None, Pending]] = session.info.setdefault(PENDING_KEY, [])
+    if not stack or stack[-1][0] is not transaction:
+        stack.append((transaction, Pending()))
+    return stack[-1][1]
+
+
+def drop_rolled_back(session: Session, rolled_back: SessionTransaction) -> None:
+    stack: list[tuple[SessionTransaction | None, Pending]] = session.info.get(PENDING_KEY, [])
+    stack[:] = [(owner, deltas) for owner, deltas in stack if not _within(owner, rolled_back)]
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def take_pending(session: Session) -> Pending:
+    merged = Pending()
+    for _owner, deltas in session.info.pop(PENDING_KEY, []):
+        merged.merge(deltas)
+    return merged
+
+
+def record_clicks(session: Session, clicks: Iterable[Mapping[str, Any]]) -> None:
+    """Count clicks written with Core (the recorder): each a mapping with partner_id, link_id, occurred_at,
+    is_bot, ip_hash, as inserted into `clicks`."""
+    deltas = pending(session)
+    for click in clicks:
+        partner_id, link_id, day = int(click["partner_id"]), int(click["link_id"]), utc_day(click["occurred_at"])
+        if click["is_bot"]:
+            deltas.days[(partner_id, day)][1] += 1
+            deltas.link_days[(link_id, day)][1] += 1
+        else:
+            deltas.days[(partner_id, day)][0] += 1
+            deltas.link_days[(link_id, day)][0] += 1
+            _see(deltas.visitors, (partner_id, str(click["ip_hash"])), day)
+            _see(deltas.link_visitors, (link_id, str(click["ip_hash"])), day)
+
+
+# --- writing -------------------------------------------------------------------------------------------
+
+
+def _insert(session: Session, table: sa.Table) -> Any:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def _chunks(items: Sequence[K], size: int = CHUNK) -> Iterator[Sequence[K]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _add_counts(session: Session, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """Upsert adding each row's counters to the stored ones, in key order."""
+    rows = [row for row in rows if any(row[name] for name in row if name not in keys)]
+    if not rows:
+        return
+    rows.sort(key=lambda row: tuple(row[name] for name in keys))
+    insert = _insert(session, table)
+    counters = [name for name in rows[0] if name not in keys]
+    statement = insert.on_conflict_do_update(
+        index_elements=list(keys), set_={name: table.c[name] + insert.excluded[name] for name in counters}
+    )
+    session.execute(statement, rows)
+
+
+def _last_seen(
+    session: Session,
+    table: sa.Table,
+    names: tuple[str, str],
+    seen: Mapping[tuple[int, Any], date],
+    histogram: defaultdict[DayKey, list[int]],
+    slot: int,
+) -> None:
+    """Move each (owner, key)'s latest day forward, and the histogram with it: +1 on the new latest day, -1
+    on the old one. New keys are inserted first; existing ones are locked (FOR UPDATE) before being read."""
+    owner_column, key_column = table.c[names[0]], table.c[names[1]]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for chunk in _chunks(sorted(seen.items()), PG_CHUNK if postgres else CHUNK):
+        if postgres:
+            _last_seen_postgres(session, table, names, chunk, histogram, slot)
+            continue
+        rows = [{names[0]: owner, names[1]: key, "last_day": day} for (owner, key), day in chunk]
+        inserted = session.execute(
+            _insert(session, table).on_conflict_do_nothing().returning(owner_column, key_column), rows
+        )
+        new = {(int(owner), key) for owner, key in inserted}
+        for (owner, key), day in chunk:
+            if (owner, key) in new:
+                histogram[(owner, day)][slot] += 1
+        rest = [(owner, key) for (owner, key), _day in chunk if (owner, key) not in new]
+        if not rest:
+            continue
+        found = session.execute(
+            sa.select(owner_column, key_column, table.c.last_day)
+            .where(sa.tuple_(owner_column, key_column).in_(rest))
+            .order_by(owner_column, key_column)
+            .with_for_update()
+        )
+        moves = []
+        for owner, key, stored in found:
+            old, day = as_date(stored), seen[(int(owner), key)]
+            if day > old:
+                moves.append({"b_owner": owner, "b_key": key, "b_day": day})
+                histogram[(int(owner), old)][slot] -= 1
+                histogram[(int(owner), day)][slot] += 1
+        if moves:
+            session.execute(
+                sa.update(table)
+                .where(owner_column == sa.bindparam("b_owner"), key_column == sa.bindparam("b_key"))
+                .values(last_day=sa.bindparam("b_day")),
+                moves,
+            )
+
+
+def _last_seen_postgres(
+    session: Session,
+    table: sa.Table,
+    names: tuple[str, str],
+    chunk: Sequence[tuple[tuple[int, Any], date]],
+    histogram: defaultdict[DayKey, list[int]],
+    slot: int,
+) -> None:
+    """`_last_seen` for PostgreSQL in three set-based statements over arrays (`unnest`), whatever the number of
+    rows: rendering and sending hundreds of rows one by one blocked the click recorder's event loop."""
+    owner, key = names
+    key_type = "varchar" if isinstance(table.c[key].type, sa.String) else "bigint"
+    arrays = {
+        "owners": [item_owner for (item_owner, _key), _day in chunk],
+        "keys": [item_key for (_owner, item_key), _day in chunk],
+        "days": [day for _key, day in chunk],
+    }
+    given = f"unnest(CAST(:owners AS bigint[]), CAST(:keys AS {key_type}[]), CAST(:days AS date[])) AS given(o, k, d)"
+    inserted = session.execute(
+        sa.text(
+            f"INSERT INTO {table.name} ({owner}, {key}, last_day) SELECT o, k, d FROM {given} "
+            f"ON CONFLICT DO NOTHING RETURNING {owner}, {key}"
+        ),
+        arrays,
+    )
+    new = {(int(row[0]), row[1]) for row in inserted}
+    seen = {item: day for item, day in chunk}
+    for item, day in chunk:
+        if item in new:
+            histogram[(item[0], day)][slot] += 1
+    rest = [(item, day) for item, day in chunk if item not in new]
+    if not rest:
+        return
+    arrays = {
+        "owners": [item[0] for item, _day in rest],
+        "keys": [item[1] for item, _day in rest],
+        "days": [day for _item, day in rest],
+    }
+    found = session.execute(
+        sa.text(
+            f"SELECT t.{owner}, t.{key}, t.last_day FROM {table.name} t JOIN {given} "
+            f"ON t.{owner} = given.o AND t.{key} = given.k ORDER BY t.{owner}, t.{key} FOR UPDATE OF t"
+        ),
+        arrays,
+    )
+    moves: list[tuple[int, Any, date]] = []
+    for found_owner, found_key, stored in found:
+        old, day = as_date(stored), seen[(int(found_owner), found_key)]
+        if day > old:
+            moves.append((int(found_owner), found_key, day))
+            histogram[(int(found_owner), old)][slot] -= 1
+            histogram[(int(found_owner), day)][slot] += 1
+    if moves:
+        session.execute(
+            sa.text(
+                f"UPDATE {table.name} t SET last_day = given.d FROM {given} "
+                f"WHERE t.{owner} = given.o AND t.{key} = given.k"
+            ),
+            {
+                "owners": [move[0] for move in moves],
+                "keys": [move[1] for move in moves],
+                "days": [move[2] for move in moves],
+            },
+        )
+
+
+def write(session: Session, deltas: Pending) -> None:
+    """Apply the deltas (visitors, buyers, link visitors, days, revenue, commissions, link days: always this
+    order)."""
+    histogram: defaultdict[DayKey, list[int]] = _counters(2)
+    _last_seen(session, _visitors, ("partner_id", "ip_hash"), deltas.visitors, histogram, 0)
+    _last_seen(session, _buyers, ("partner_id", "customer_id"), deltas.buyers, histogram, 1)
+    link_histogram: defaultdict[DayKey, list[int]] = _counters(1)
+    _last_seen(session, _link_visitors, ("link_id", "ip_hash"), deltas.link_visitors, link_histogram, 0)
+    day_rows: dict[DayKey, dict[str, Any]] = {}
+    for (partner, day), (clicks, bots, signups) in deltas.days.items():
+        day_rows[(partner, day)] = {
+            "partner_id": partner,
+            "day": day,
+            "clicks": clicks,
+            "bot_clicks": bots,
+            "signups": signups,
+            "visitors": 0,
+            "buyers": 0,
+        }
+    for (partner, day), (visitors, buyers) in histogram.items():
+        row = day_rows.setdefault(
+            (partner, day),
+            {"partner_id": partner, "day": day, "clicks": 0, "bot_clicks": 0, "signups": 0},
+        )
+        row["visitors"], row["buyers"] = visitors, buyers
+    _add_counts(session, _days, ("partner_id", "day"), list(day_rows.values()))
+    _add_counts(
+        session,
+        _revenue,
+        ("partner_id", "day", "currency"),
+        [
+            {"partner_id": p, "day": d, "currency": c, "purchases": n, "gross": g, "refunded": r}
+            for (p, d, c), (n, g, r) in deltas.revenue.items()
+        ],
+    )
+    _add_counts(
+        session,
+        _commissions,
+        ("partner_id", "day", "currency", "status", "level"),
+        [
+            {
+                "partner_id": p,
+                "day": d,
+                "currency": c,
+                "status": s,
+                "level": lv,
+                "count": n,
+                "amount": a,
+                "reversed": r,
+            }
+            for (p, d, c, s, lv), (n, a, r) in deltas.commissions.items()
+        ],
+    )
+    link_rows: dict[DayKey, dict[str, Any]] = {}
+    for (link, day), (clicks, bots, signups, buyers) in deltas.link_days.items():
+        link_rows[(link, day)] = {
+            "link_id": link,
+            "day": day,
+            "clicks": clicks,
+            "bot_clicks": bots,
+            "visitors": 0,
+            "signups": signups,
+            "buyers": buyers,
+        }
+    for (link, day), (visitors,) in link_histogram.items():
+        link_rows.setdefault(
+            (link, day),
+            {"link_id": link, "day": day, "clicks": 0, "bot_clicks": 0, "signups": 0, "buyers": 0},
+        )["visitors"] = visitors
+    _add_counts(session, _link_days, ("link_id", "day"), list(link_rows.values()))
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    clicks: int
+    bot_clicks: int
+    signups: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueTotal:
+    currency: str
+    purchases: int
+    gross: int
+    refunded: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionTotal:
+    status: str
+    currency: str
+    level: int
+    count: int
+    amount: int
+    reversed: int
+
+
+@dataclass(frozen=True)
+class PartnerPeriod:
+    """A partner's rollups over [first, last], summed by the database: per-day counters, purchases per day,
+    net commissions per day and currency, and totals. `visitors` / `buyers` are None when the histograms
+    cannot answer (someone was seen after `last`): count those from the raw tables."""
+
+    days: dict[date, DayCounts]
+    visitors: int | None
+    buyers: int | None
+    purchases_by_day: dict[date, int]
+    revenue: list[RevenueTotal]
+    commissions: list[CommissionTotal]
+    earnings_by_day: dict[date, dict[str, int]]  # net commissions (all levels) on the day's sales, per currency
+
+
+async def partner_period(session: AsyncSession, partner_id: int, first: date, last: date) -> PartnerPeriod:
+    day_rows = await session.execute(
+        sa.select(
+            _days.c.day, _days.c.clicks, _days.c.bot_clicks, _days.c.signups, _days.c.visitors, _days.c.buyers
+        ).where(_days.c.partner_id == partner_id, _days.c.day >= first)
+    )
+    days: dict[date, DayCounts] = {}
+    visitors = buyers = 0
+    seen_later = [False, False]
+    for stored_day, clicks, bots, signups, day_visitors, day_buyers in day_rows:
+        day = as_date(stored_day)
+        if day > last:
+            seen_later = [seen_later[0] or day_visitors != 0, seen_later[1] or day_buyers != 0]
+            continue
+        days[day] = DayCounts(int(clicks), int(bots), int(signups))
+        visitors += int(day_visitors)
+        buyers += int(day_buyers)
+    in_revenue = (_revenue.c.partner_id == partner_id, _revenue.c.day >= first, _revenue.c.day <= last)
+    revenue = await session.execute(
+        sa.select(
+            _revenue.c.currency,
+            sa.func.sum(_revenue.c.purchases),
+            sa.func.sum(_revenue.c.gross),
+            sa.func.sum(_revenue.c.refunded),
+        )
+        .where(*in_revenue)
+        .group_by(_revenue.c.currency)
+        .having(sa.func.sum(_revenue.c.purchases) != 0)
+    )
+    purchases = await session.execute(
+        sa.select(_revenue.c.day, sa.func.sum(_revenue.c.purchases)).where(*in_revenue).group_by(_revenue.c.day)
+    )
+    in_commissions = (
+        _commissions.c.partner_id == partner_id,
+        _commissions.c.day >= first,
+        _commissions.c.day <= last,
+    )
+    count = sa.func.sum(_commissions.c.count)
+    commissions = await session.execute(
+        sa.select(
+            _commissions.c.status,
+            _commissions.c.currency,
+            _commissions.c.level,
+            count,
+            sa.func.sum(_commissions.c.amount),
+            sa.func.sum(_commissions.c.reversed),
+        )
+        .where(*in_commissions)
+        .group_by(_commissions.c.status, _commissions.c.currency, _commissions.c.level)
+        .having(count != 0)
+    )
+    earnings = await session.execute(
+        sa.select(
+            _commissions.c.day,
+            _commissions.c.currency,
+            sa.func.sum(_commissions.c.amount - _commissions.c.reversed),
+        )
+        .where(*in_commissions)
+        .group_by(_commissions.c.day, _commissions.c.currency)
+        .having(count != 0)
+    )
+    earnings_by_day: dict[date, dict[str, int]] = defaultdict(dict)
+    for day, currency, net in earnings:
+        earnings_by_day[as_date(day)][currency] = int(net)
+    return PartnerPeriod(
+        days=days,
+        visitors=None if seen_later[0] else visitors,
+        buyers=None if seen_later[1] else buyers,
+        purchases_by_day={as_date(day): int(n) for day, n in purchases},
+        revenue=[RevenueTotal(c, int(n), int(g), int(r)) for c, n, g, r in revenue],
+        commissions=[CommissionTotal(s, c, int(lv), int(n), int(a), int(r)) for s, c, lv, n, a, r in commissions],
+        earnings_by_day=dict(earnings_by_day),
+    )
+
+
+async def commission_count(
+    session: AsyncSession, partner_id: int, *, status: str | None, level: int | None, currency: str | None
+) -> int:
+    """How many commissions the partner has (of this status, level, currency)."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(_commissions.c.count), 0)).where(
+        _commissions.c.partner_id == partner_id
+    )
+    if status is not None:
+        query = query.where(_commissions.c.status == status)
+    if level is not None:
+        query = query.where(_commissions.c.level == level)
+    if currency is not None:
+        query = query.where(_commissions.c.currency == currency.upper())
+    return int(await session.scalar(query) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTotals:
+    """A link's totals over a period; `visitors` is None when the histogram cannot answer."""
+
+    clicks: int
+    bot_clicks: int
+    visitors: int | None
+    signups: int
+    buyers: int
+
+
+async def link_totals(
+    session: AsyncSession, link_ids: Sequence[int], first: date | None, last: date | None
+) -> dict[int, LinkTotals]:
+    """Each link's totals over the days [first, last] (None: unbounded)."""
+    if not link_ids:
+        return {}
+    query = sa.select(
+        _link_days.c.link_id,
+        _link_days.c.day,
+        _link_days.c.clicks,
+        _link_days.c.bot_clicks,
+        _link_days.c.visitors,
+        _link_days.c.signups,
+        _link_days.c.buyers,
+    ).where(_link_days.c.link_id.in_(link_ids))
+    if first is not None:
+        query = query.where(_link_days.c.day >= first)
+    sums: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    seen_later: set[int] = set()
+    for link_id, stored_day, clicks, bots, visitors, signups, buyers in await session.execute(query):
+        if last is not None and as_date(stored_day) > last:
+            if visitors:
+                seen_later.add(link_id)
+            continue
+        total = sums[link_id]
+        for index, value in enumerate((clicks, bots, visitors, signups, buyers)):
+            total[index] += int(value)
+    return {
+        link_id: LinkTotals(
+            clicks=clicks,
+            bot_clicks=bots,
+            visitors=None if link_id in seen_later else visitors,
+            signups=signups,
+            buyers=buyers,
+        )
+        for link_id, (clicks, bots, visitors, signups, buyers) in sums.items()
+    }
+
+
+# --- rebuilding from the raw tables --------------------------------------------------------------------
+
+
+def _day_of(dialect: str, column: Any) -> Any:
+    if dialect == "postgresql":
+        return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+    return sa.func.date(column, type_=sa.Date)  # SQLite keeps UTC text: its date part is the UTC day
+
+
+def recount_queries(dialect: str) -> dict[str, tuple[sa.Table, sa.Select[Any]]]:
+    """What each rollup table holds, computed from the raw tables (rows with counters all zero left out)."""
+    from partners.commissions.models import Commission
+    from partners.events.models import Purchase
+    from partners.tracking.models import Click, Customer, TrackingLink
+
+    click_day = _day_of(dialect, Click.occurred_at)
+    sale_day = _day_of(dialect, Purchase.occurred_at)
+    visitors = (
+        sa.select(Click.partner_id, Click.ip_hash, sa.func.max(click_day).label("last_day"))
+        .where(Click.is_bot.is_(False))
+        .group_by(Click.partner_id, Click.ip_hash)
+    )
+    buyers = (
+        sa.select(Purchase.partner_id, Purchase.customer_id, sa.func.max(sale_day).label("last_day"))
+        .where(Purchase.partner_id.is_not(None))
+        .group_by(Purchase.partner_id, Purchase.customer_id)
+    )
+    seen_visitors, seen_buyers = visitors.subquery(), buyers.subquery()
+    zero = sa.literal(0)
+    one = sa.literal(1)
+    human = sa.case((Click.is_bot, 0), else_=1)
+    parts = sa.union_all(
+        sa.select(
+            Click.partner_id.label("partner_id"),
+            click_day.label("day"),
+            human.label("clicks"),
+            (one - human).label("bot_clicks"),
+            zero.label("signups"),
+            zero.label("visitors"),
+            zero.label("buyers"),
+        ),
+        sa.select(Customer.partner_id, _day_of(dialect, Customer.attributed_at), zero, zero, one, zero, zero).where(
+            Customer.partner_id.is_not(None), Customer.attributed_at.is_not(None)
+        ),
+        sa.select(seen_visitors.c.partner_id, seen_visitors.c.last_day, zero, zero, zero, one, zero),
+        sa.select(seen_buyers.c.partner_id, seen_buyers.c.last_day, zero, zero, zero, zero, one),
+    ).subquery()
+    days = sa.select(
+        parts.c.partner_id,
+        parts.c.day,
+        sa.func.sum(parts.c.clicks),
+        sa.func.sum(parts.c.bot_clicks),
+        sa.func.sum(parts.c.signups),
+        sa.func.sum(parts.c.visitors),
+        sa.func.sum(parts.c.buyers),
+    ).group_by(parts.c.partner_id, parts.c.day)
+    revenue = (
+        sa.select(
+            Purchase.partner_id,
+            sale_day,
+            Purchase.currency,
+            sa.func.count(),
+            sa.func.sum(Purchase.amount),
+            sa.func.sum(Purchase.refunded_amount),
+        )
+        .where(Purchase.partner_id.is_not(None))
+        .group_by(Purchase.partner_id, sale_day, Purchase.currency)
+    )
+    commissions = (
+        sa.select(
+            Commission.partner_id,
+            sale_day,
+            Commission.currency,
+            Commission.status,
+            Commission.level,
+            sa.func.count(),
+            sa.func.sum(Commission.amount),
+            sa.func.sum(Commission.reversed_amount),
+        )
+        .join(Purchase, Purchase.id == Commission.purchase_id)
+        .group_by(Commission.partner_id, sale_day, Commission.currency, Commission.status, Commission.level)
+    )
+    link_visitors = (
+        sa.select(Click.link_id, Click.ip_hash, sa.func.max(click_day).label("last_day"))
+        .where(Click.is_bot.is_(False))
+        .group_by(Click.link_id, Click.ip_hash)
+    )
+    seen_link_visitors = link_visitors.subquery()
+    attributed = (
+        sa.select(
+            Click.link_id.label("link_id"),
+            _day_of(dialect, Customer.attributed_at).label("day"),
+            sa.case((Customer.first_purchase_at.is_(None), 0), else_=1).label("bought"),
+        )
+        .select_from(Customer)
+        .join(Click, Click.click_id == Customer.click_id)
+        .join(TrackingLink, TrackingLink.id == Click.link_id)
+        .where(
+            Customer.partner_id == TrackingLink.partner_id,
+            Customer.attributed_via == "click",
+            Customer.attributed_at.is_not(None),
+        )
+        .subquery()
+    )
+    link_parts = sa.union_all(
+        sa.select(
+            Click.link_id.label("link_id"),
+            click_day.label("day"),
+            human.label("clicks"),
+            (one - human).label("bot_clicks"),
+            zero.label("visitors"),
+            zero.label("signups"),
+            zero.label("buyers"),
+        ),
+        sa.select(seen_link_visitors.c.link_id, seen_link_visitors.c.last_day, zero, zero, one, zero, zero),
+        sa.select(attributed.c.link_id, attributed.c.day, zero, zero, zero, one, attributed.c.bought),
+    ).subquery()
+    link_days = sa.select(
+        link_parts.c.link_id,
+        link_parts.c.day,
+        sa.func.sum(link_parts.c.clicks),
+        sa.func.sum(link_parts.c.bot_clicks),
+        sa.func.sum(link_parts.c.visitors),
+        sa.func.sum(link_parts.c.signups),
+        sa.func.sum(link_parts.c.buyers),
+    ).group_by(link_parts.c.link_id, link_parts.c.day)
+    return {
+        "visitors": (_visitors, visitors),
+        "buyers": (_buyers, buyers),
+        "link_visitors": (_link_visitors, link_visitors),
+        "days": (_days, days),
+        "revenue": (_revenue, revenue),
+        "commissions": (_commissions, commissions),
+        "link_days": (_link_days, link_days),
+    }
+
+
+def _columns(table: sa.Table) -> list[str]:
+    return [column.name for column in table.columns if column.name != "id"]
+
+
+async def rebuild(session: AsyncSession) -> None:
+    """Recompute every rollup from the raw tables (after a bulk load, or to repair)."""
+    dialect = session.get_bind().dialect.name
+    for table, query in recount_queries(dialect).values():
+        await session.execute(sa.delete(table))
+        await session.execute(sa.insert(table).from_select(_columns(table), query))
+
+
+async def stored_and_recounted(session: AsyncSession) -> dict[str, tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]]:
+    """For each rollup table: (its rows, the recount's rows), zero rows left out, for comparing."""
+    dialect = session.get_bind().dialect.name
+    found = {}
+    for name, (table, query) in recount_queries(dialect).items():
+        columns = [table.c[column] for column in _columns(table)]
+        stored = {tuple(row) for row in await session.execute(sa.select(*columns))}
+        recounted = {tuple(row) for row in await session.execute(query)}
+        found[name] = ({row for row in stored if _counts(name, row)}, {row for row in recounted if _counts(name, row)})
+    return found
+
+
+def _counts(name: str, row: tuple[Any, ...]) -> bool:
+    """A row that counts something (last-seen rows always do)."""
+    if name in ("visitors", "buyers", "link_visitors"):
+        return True
+    numbers = row[-5:] if name in ("days", "link_days") else row[-3:]
+    return any(int(value) for value in numbers)
