@@ -53,9 +53,7 @@ def _prepare_postgres() -> str | None:
     _pg_state["checked"] = True
     url = _sync_pg_url(PG_URL)
     try:
-        admin = sa.create_engine(
-            url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
-        )
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
         lock = admin.connect()
         lock.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": TEST_RUN_LOCK_ID})
         _pg_state["lock"] = lock
@@ -97,9 +95,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _pg_state["error"] and not IN_CI:
         terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED", red=True, bold=True)
         terminalreporter.write_line(f"PostgreSQL at {PG_URL} is not reachable: {_pg_state['error']}")
-        terminalreporter.write_line(
-            "Only the SQLite half ran. Start PostgreSQL or set PARTNERS_TEST_DATABASE_URL."
-        )
+        terminalreporter.write_line("Only the SQLite half ran. Start PostgreSQL or set PARTNERS_TEST_DATABASE_URL.")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

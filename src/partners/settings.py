@@ -63,9 +63,7 @@ class Settings(BaseSettings):
     dispute_evidence_max_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1, validation_alias="PARTNERS_DISPUTE_EVIDENCE_MAX_BYTES"
     )
-    dispute_evidence_max_files: int = Field(
-        default=5, ge=1, validation_alias="PARTNERS_DISPUTE_EVIDENCE_MAX_FILES"
-    )
+    dispute_evidence_max_files: int = Field(default=5, ge=1, validation_alias="PARTNERS_DISPUTE_EVIDENCE_MAX_FILES")
 
     # Payouts (payouts/): cool-down after changing payout details, second approver above an amount (major
     # units of the batch currency), the host's platform-credit callback, and each rail's account.
@@ -78,16 +76,12 @@ class Settings(BaseSettings):
     host_callback_url: str = Field(default="", validation_alias="PARTNERS_HOST_CALLBACK_URL")
     host_callback_secret: str = Field(default="", validation_alias="PARTNERS_HOST_CALLBACK_SECRET")
     sepa_debtor_name: str = Field(default="Namaskah Partners", validation_alias="PARTNERS_SEPA_DEBTOR_NAME")
-    sepa_debtor_iban: str = Field(
-        default="DE89370400440532013000", validation_alias="PARTNERS_SEPA_DEBTOR_IBAN"
-    )
+    sepa_debtor_iban: str = Field(default="DE89370400440532013000", validation_alias="PARTNERS_SEPA_DEBTOR_IBAN")
     sepa_debtor_bic: str = Field(default="COBADEFFXXX", validation_alias="PARTNERS_SEPA_DEBTOR_BIC")
     sepa_schema: Literal["pain.001.001.03", "pain.001.001.09"] = Field(
         default="pain.001.001.09", validation_alias="PARTNERS_SEPA_SCHEMA"
     )
-    ach_immediate_destination: str = Field(
-        default="021000021", validation_alias="PARTNERS_ACH_IMMEDIATE_DESTINATION"
-    )
+    ach_immediate_destination: str = Field(default="021000021", validation_alias="PARTNERS_ACH_IMMEDIATE_DESTINATION")
     ach_immediate_destination_name: str = Field(
         default="JPMORGAN CHASE", validation_alias="PARTNERS_ACH_IMMEDIATE_DESTINATION_NAME"
     )

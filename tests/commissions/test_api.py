@@ -43,9 +43,7 @@ async def world(database: Database, settings: Settings) -> World:
         for partner, amount in ((found.seller, 10_000), (found.seller, 20_000), (found.stranger, 40_000)):
             customer = await make_customer(session, program, partner)
             purchase = await make_purchase(session, customer, amount)
-            await service.create_commissions_for_purchase(
-                session, purchase=purchase, customer=customer, now=T0
-            )
+            await service.create_commissions_for_purchase(session, purchase=purchase, customer=customer, now=T0)
             found.purchase_ids.append(purchase.id)
     return found
 
@@ -76,9 +74,7 @@ async def test_a_partner_sees_only_its_own_commissions(
     recruiter = await headers_for(database, settings, world.recruiter)
     level2 = (await client.get("/affiliate/commissions", params={"level": 2}, headers=recruiter)).json()
     assert sorted(item["amount"] for item in level2["items"]) == [300, 600]
-    assert (await client.get("/affiliate/commissions", params={"level": 1}, headers=recruiter)).json()[
-        "total"
-    ] == 0
+    assert (await client.get("/affiliate/commissions", params={"level": 1}, headers=recruiter)).json()["total"] == 0
     assert (await client.get("/affiliate/commissions")).status_code == 401
 
 
@@ -87,20 +83,14 @@ async def test_the_partner_list_pages_and_filters(
 ) -> None:
     seller = await headers_for(database, settings, world.seller)
     first = (await client.get("/affiliate/commissions", params={"limit": 1}, headers=seller)).json()
-    second = (
-        await client.get("/affiliate/commissions", params={"limit": 1, "offset": 1}, headers=seller)
-    ).json()
+    second = (await client.get("/affiliate/commissions", params={"limit": 1, "offset": 1}, headers=seller)).json()
     assert (first["total"], len(first["items"]), len(second["items"])) == (2, 1, 1)
     assert first["items"][0]["id"] != second["items"][0]["id"]
     approved = await client.get("/affiliate/commissions", params={"status": "approved"}, headers=seller)
     assert approved.json()["total"] == 0
     future = (utcnow() + timedelta(days=1)).isoformat()
-    assert (await client.get("/affiliate/commissions", params={"from": future}, headers=seller)).json()[
-        "total"
-    ] == 0
-    assert (await client.get("/affiliate/commissions", params={"to": future}, headers=seller)).json()[
-        "total"
-    ] == 2
+    assert (await client.get("/affiliate/commissions", params={"from": future}, headers=seller)).json()["total"] == 0
+    assert (await client.get("/affiliate/commissions", params={"to": future}, headers=seller)).json()["total"] == 2
     bad = await client.get("/affiliate/commissions", params={"status": "lost", "limit": 0}, headers=seller)
     assert bad.status_code == 422
     assert {error["field"] for error in bad.json()["errors"]} == {"status", "limit"}
@@ -111,9 +101,7 @@ async def test_staff_approve_reject_and_adjust_through_the_ledger_and_the_audit(
 ) -> None:
     finance = await staff(database, settings, Role.FINANCE)
     listed = (
-        await client.get(
-            "/admin/commissions", params={"partner_id": world.seller.id, "level": 1}, headers=finance
-        )
+        await client.get("/admin/commissions", params={"partner_id": world.seller.id, "level": 1}, headers=finance)
     ).json()
     by_amount = {item["amount"]: item["id"] for item in listed["items"]}
     small, large = by_amount[500], by_amount[1000]
@@ -145,9 +133,7 @@ async def test_staff_approve_reject_and_adjust_through_the_ledger_and_the_audit(
         f"/admin/commissions/{small}/adjustments", json={**adjust, "amount": -1}, headers=finance
     )
     assert conflict.status_code == 409
-    zero = await client.post(
-        f"/admin/commissions/{small}/adjustments", json={**adjust, "amount": 0}, headers=finance
-    )
+    zero = await client.post(f"/admin/commissions/{small}/adjustments", json={**adjust, "amount": 0}, headers=finance)
     assert zero.status_code == 422 and zero.json()["errors"][0]["field"] == "amount"
     assert await balances(database, world.seller.id) == (0, -150)  # an adjustment may leave a debt
 
@@ -176,12 +162,8 @@ async def test_viewers_read_but_cannot_act(
         f"/admin/commissions/{commission_id}/adjustments", json={"amount": 5, "reason": "x"}, headers=viewer
     )
     assert adjust.status_code == 403
-    assert (
-        await client.post(f"/admin/commissions/{commission_id}/approve", headers=viewer)
-    ).status_code == 403
-    reject = await client.post(
-        f"/admin/commissions/{commission_id}/reject", json={"reason": "x"}, headers=viewer
-    )
+    assert (await client.post(f"/admin/commissions/{commission_id}/approve", headers=viewer)).status_code == 403
+    reject = await client.post(f"/admin/commissions/{commission_id}/reject", json={"reason": "x"}, headers=viewer)
     assert reject.status_code == 403
     seller = await headers_for(database, settings, world.seller)
     assert (await client.get("/admin/commissions", headers=seller)).status_code == 401
@@ -202,9 +184,7 @@ async def test_the_approval_job_runs_once_per_configured_period(database: Databa
     await tick_schedules(database, settings, now=now)
     await tick_schedules(database, settings, now=now)
     async with database.read() as session:
-        keys = list(
-            await session.scalars(sa.select(Job.unique_key).where(Job.name == "commissions.approve_due"))
-        )
+        keys = list(await session.scalars(sa.select(Job.unique_key).where(Job.name == "commissions.approve_due")))
     assert keys == [f"schedule:commissions.approve_due:{now:%Y-%m-%dT%H}"]
     await run_once(database, worker_id="test", now=now + timedelta(seconds=1))
     async with database.read() as session:

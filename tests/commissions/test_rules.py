@@ -117,14 +117,10 @@ def test_partial_refunds_reaching_the_amount_reverse_exactly_the_commission(
 
 
 @given(positive_amounts, rates, st.data())
-def test_reversed_is_round_half_even_of_the_pro_rata_share(
-    amount: int, rate: int, data: st.DataObject
-) -> None:
+def test_reversed_is_round_half_even_of_the_pro_rata_share(amount: int, rate: int, data: st.DataObject) -> None:
     commission = level_share(amount, rate)
     refunded = data.draw(st.integers(min_value=0, max_value=amount))
-    assert reversed_for(commission, amount, refunded) == exact_half_even(
-        Fraction(commission * refunded, amount)
-    )
+    assert reversed_for(commission, amount, refunded) == exact_half_even(Fraction(commission * refunded, amount))
 
 
 def test_refund_bounds_are_enforced() -> None:
@@ -158,9 +154,7 @@ def test_bonus_never_goes_above_the_ceiling_nor_below_the_base() -> None:
     st.lists(st.fixed_dictionaries({"threshold": amounts, "rate_bps": rates}), max_size=4),
     amounts,
 )
-def test_bonus_rate_stays_in_range(
-    base: int, ceiling: int, steps: list[dict[str, int]], revenue: int
-) -> None:
+def test_bonus_rate_stays_in_range(base: int, ceiling: int, steps: list[dict[str, int]], revenue: int) -> None:
     assume(base <= ceiling)
     assert base <= bonus_rate(base, ceiling, steps, revenue) <= ceiling
 

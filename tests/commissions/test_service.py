@@ -46,9 +46,7 @@ async def chain(database: Database, settings: Settings) -> Chain:
         return Chain(program, tiers, top, middle, seller, customer)
 
 
-async def buy(
-    database: Database, chain: Chain, amount: int, currency: str = "USD", at: datetime = T0
-) -> Purchase:
+async def buy(database: Database, chain: Chain, amount: int, currency: str = "USD", at: datetime = T0) -> Purchase:
     async with database.write() as session:
         customer = await session.get(Customer, chain.customer.id)
         assert customer is not None
@@ -83,9 +81,7 @@ async def approve(database: Database, now: datetime) -> int:
         return await service.approve_due_commissions(session, now=now)
 
 
-async def test_a_purchase_pays_three_levels_in_one_ledger_transaction(
-    database: Database, chain: Chain
-) -> None:
+async def test_a_purchase_pays_three_levels_in_one_ledger_transaction(database: Database, chain: Chain) -> None:
     purchase = await buy(database, chain, 12_345)
     commissions = await commissions_of(database, purchase)
     assert [(c.level, c.partner_id, c.rate_bps, c.amount, c.status) for c in commissions] == [
@@ -104,9 +100,7 @@ async def test_a_purchase_pays_three_levels_in_one_ledger_transaction(
         customer = await session.get(Customer, chain.customer.id)
         fresh = await session.get(Purchase, purchase.id)
         assert customer is not None and fresh is not None
-        again = await service.create_commissions_for_purchase(
-            session, purchase=fresh, customer=customer, now=T0
-        )
+        again = await service.create_commissions_for_purchase(session, purchase=fresh, customer=customer, now=T0)
         transactions = await session.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction))
     assert [c.id for c in again] == [c.id for c in commissions]
     assert transactions == 1
@@ -132,23 +126,17 @@ async def test_unattributed_customers_pay_nobody(database: Database, chain: Chai
     async with database.write() as session:
         stranger = await make_customer(session, chain.program, None)
         purchase = await make_purchase(session, stranger, 10_000)
-        made = await service.create_commissions_for_purchase(
-            session, purchase=purchase, customer=stranger, now=T0
-        )
+        made = await service.create_commissions_for_purchase(session, purchase=purchase, customer=stranger, now=T0)
         transactions = await session.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction))
     assert (made, transactions) == ([], 0)
 
 
-async def test_only_partners_who_accepted_the_current_agreement_earn(
-    database: Database, chain: Chain
-) -> None:
+async def test_only_partners_who_accepted_the_current_agreement_earn(database: Database, chain: Chain) -> None:
     async with database.write() as session:
         terms = AgreementVersion(program_id=chain.program.id, version=1, title="Terms", body="...")
         session.add(terms)
         await session.flush()
-        session.add(
-            AgreementAcceptance(partner_id=chain.top.id, agreement_version_id=terms.id, accepted_at=T0)
-        )
+        session.add(AgreementAcceptance(partner_id=chain.top.id, agreement_version_id=terms.id, accepted_at=T0))
     purchase = await buy(database, chain, 10_000)
     assert [(c.level, c.partner_id, c.amount) for c in await commissions_of(database, purchase)] == [
         (3, chain.top.id, 200)
@@ -169,9 +157,7 @@ async def test_a_suspended_recruiter_is_skipped_but_the_level_above_still_earns(
     ]
 
 
-async def test_overrides_and_no_recruiting_tiers_shape_the_upper_levels(
-    database: Database, chain: Chain
-) -> None:
+async def test_overrides_and_no_recruiting_tiers_shape_the_upper_levels(database: Database, chain: Chain) -> None:
     async with database.write() as session:
         from partners.programs import service as programs
 
@@ -240,9 +226,7 @@ async def test_partial_refunds_then_the_rest_reverse_exactly(database: Database,
     assert await expense(database) == 0
 
 
-async def test_approval_after_the_hold_moves_what_is_left_to_available(
-    database: Database, chain: Chain
-) -> None:
+async def test_approval_after_the_hold_moves_what_is_left_to_available(database: Database, chain: Chain) -> None:
     purchase = await buy(database, chain, 10_000)
     await refund(database, purchase, 0, 2_500, "r1")  # seller 500 -> 125 reversed
     assert await approve(database, T0 + 14 * DAY - timedelta(seconds=1)) == 0
@@ -291,9 +275,7 @@ async def test_a_refund_after_approval_claws_back_and_the_next_approval_repays(
         await ledger.transfer(
             session, idempotency_key="payout-1", kind="payout", source=available, destination=bank, amount=500
         )
-        seller_commission = await session.scalar(
-            sa.select(Commission).where(Commission.purchase_id == first.id)
-        )
+        seller_commission = await session.scalar(sa.select(Commission).where(Commission.purchase_id == first.id))
         assert seller_commission is not None
         seller_commission.status = "paid"
 

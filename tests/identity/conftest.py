@@ -59,9 +59,7 @@ async def make_staff(database: Database, email: str, role: Role, password: str =
         return user.id
 
 
-async def login(
-    client: httpx.AsyncClient, email: str, password: str = PASSWORD, otp: str | None = None
-) -> Any:
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD, otp: str | None = None) -> Any:
     body = {"email": email, "password": password} | ({"otp": otp} if otp else {})
     return await client.post("/auth/login", json=body)
 

@@ -72,9 +72,7 @@ async def test_missing_malformed_or_altered_keys_get_401(
         assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_a_key_without_the_scope_gets_403(
-    client: httpx.AsyncClient, admin_headers: dict[str, str]
-) -> None:
+async def test_a_key_without_the_scope_gets_403(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
     full_key = str((await _create_key(client, admin_headers, ["partners:read"]))["key"])
     assert (await client.get("/_test/partners", headers={"X-API-Key": full_key})).status_code == 200
     response = await client.post("/_test/events", headers={"X-API-Key": full_key})
@@ -92,16 +90,12 @@ async def test_a_revoked_key_gets_401(client: httpx.AsyncClient, admin_headers: 
 
 
 async def test_unknown_scopes_are_refused(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
-    response = await client.post(
-        "/admin/api-keys", headers=admin_headers, json={"name": "x", "scopes": ["root"]}
-    )
+    response = await client.post("/admin/api-keys", headers=admin_headers, json={"name": "x", "scopes": ["root"]})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "scopes"
 
 
-async def test_a_viewer_cannot_manage_api_keys(
-    client: httpx.AsyncClient, viewer_headers: dict[str, str]
-) -> None:
+async def test_a_viewer_cannot_manage_api_keys(client: httpx.AsyncClient, viewer_headers: dict[str, str]) -> None:
     response = await client.post(
         "/admin/api-keys", headers=viewer_headers, json={"name": "x", "scopes": ["events:write"]}
     )
@@ -109,9 +103,7 @@ async def test_a_viewer_cannot_manage_api_keys(
     assert (await client.get("/admin/api-keys", headers=viewer_headers)).status_code == 403
 
 
-async def test_an_api_key_is_not_a_staff_session(
-    client: httpx.AsyncClient, admin_headers: dict[str, str]
-) -> None:
+async def test_an_api_key_is_not_a_staff_session(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
     full_key = str((await _create_key(client, admin_headers, ["events:write"]))["key"])
     assert (await client.get("/admin/api-keys", headers=bearer(full_key))).status_code == 401
     assert (await client.post("/_test/events", headers=admin_headers)).status_code == 401

@@ -75,9 +75,7 @@ async def test_the_database_keeps_only_a_hash_of_the_session_token(
     assert stored.ip == "127.0.0.1"
 
 
-async def test_wrong_password_and_unknown_email_get_the_same_401(
-    database: Database, client: httpx.AsyncClient
-) -> None:
+async def test_wrong_password_and_unknown_email_get_the_same_401(database: Database, client: httpx.AsyncClient) -> None:
     await make_staff(database, "ana@example.com", Role.ADMIN)
     wrong_password = await login(client, "ana@example.com", "not the password at all")
     unknown_email = await login(client, "nobody@example.com", PASSWORD)
@@ -124,9 +122,7 @@ async def test_login_is_rate_limited_per_ip_across_emails(
     assert (await login(client, "ana@example.com")).status_code == 429
 
 
-async def test_a_success_does_not_reset_another_ips_failures(
-    settings: Settings, database: Database, app: Any
-) -> None:
+async def test_a_success_does_not_reset_another_ips_failures(settings: Settings, database: Database, app: Any) -> None:
     await make_staff(database, "ana@example.com", Role.ADMIN)
     async with _client_from(app, "10.0.0.1") as attacker, _client_from(app, "10.0.0.2") as ana:
         for _ in range(settings.login_rate_limit - 1):
@@ -156,8 +152,6 @@ async def test_failures_older_than_the_window_no_longer_count(
     async with database.write() as session:
         for _ in range(settings.login_rate_limit):
             session.add(
-                LoginAttempt(
-                    subject_kind="staff", email="ana@example.com", ip="127.0.0.1", created_at=long_ago
-                )
+                LoginAttempt(subject_kind="staff", email="ana@example.com", ip="127.0.0.1", created_at=long_ago)
             )
     assert (await login(client, "ana@example.com")).status_code == 200

@@ -63,9 +63,7 @@ async def test_bearer_post_needs_no_csrf_token(client: httpx.AsyncClient, databa
     assert (await client.post("/_test/partners", headers=bearer(token))).status_code == 200
 
 
-async def test_logout_revokes_the_session_and_clears_the_cookie(
-    client: httpx.AsyncClient, database: Database
-) -> None:
+async def test_logout_revokes_the_session_and_clears_the_cookie(client: httpx.AsyncClient, database: Database) -> None:
     await make_staff(database, "ana@example.com", Role.ADMIN)
     token = (await login(client, "ana@example.com")).json()["token"]
     client.cookies.clear()
@@ -103,9 +101,7 @@ async def test_a_get_request_records_last_seen(client: httpx.AsyncClient, databa
     assert stored.last_seen_at > an_hour_ago + timedelta(minutes=59)
 
 
-async def test_a_deactivated_users_session_stops_working(
-    client: httpx.AsyncClient, database: Database
-) -> None:
+async def test_a_deactivated_users_session_stops_working(client: httpx.AsyncClient, database: Database) -> None:
     await make_staff(database, "ana@example.com", Role.ADMIN)
     token = (await login(client, "ana@example.com")).json()["token"]
     client.cookies.clear()

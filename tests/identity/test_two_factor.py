@@ -49,9 +49,7 @@ async def test_setup_stores_the_secret_encrypted_and_does_not_enable_yet(
     assert (await login(client, "ana@example.com")).status_code == 200
 
 
-async def test_confirm_rejects_a_wrong_code(
-    client: httpx.AsyncClient, database: Database, clock: FakeClock
-) -> None:
+async def test_confirm_rejects_a_wrong_code(client: httpx.AsyncClient, database: Database, clock: FakeClock) -> None:
     await make_staff(database, "ana@example.com", Role.ADMIN)
     headers = await login_bearer(client, "ana@example.com")
     secret = (await client.post("/auth/2fa/setup", headers=headers)).json()["secret"]
@@ -79,9 +77,7 @@ async def test_login_requires_a_valid_code_once_enabled(
     assert with_code.json()["two_factor_pending"] is False
 
 
-async def test_a_code_is_accepted_only_once(
-    client: httpx.AsyncClient, database: Database, clock: FakeClock
-) -> None:
+async def test_a_code_is_accepted_only_once(client: httpx.AsyncClient, database: Database, clock: FakeClock) -> None:
     await make_staff(database, "ana@example.com", Role.ADMIN)
     generator = await _enrol(client, await login_bearer(client, "ana@example.com"), clock)
     replayed = await login(client, "ana@example.com", otp=generator.at(clock.now))
@@ -107,9 +103,7 @@ async def test_disable_needs_a_code(client: httpx.AsyncClient, database: Databas
     headers = await login_bearer(client, "ana@example.com")
     generator = await _enrol(client, headers, clock)
     clock.advance(30)
-    wrong = await client.post(
-        "/auth/2fa/disable", headers=headers, json={"code": _wrong_code(generator, clock.now)}
-    )
+    wrong = await client.post("/auth/2fa/disable", headers=headers, json={"code": _wrong_code(generator, clock.now)})
     assert wrong.status_code == 422
     disabled = await client.post("/auth/2fa/disable", headers=headers, json={"code": generator.at(clock.now)})
     assert disabled.status_code == 200
@@ -145,9 +139,7 @@ async def test_required_2fa_confines_a_non_enrolled_session(
         generator = await _enrol(client, headers, clock)
         assert (await client.get("/admin/staff", headers=headers)).status_code == 200
         clock.advance(30)
-        refused = await client.post(
-            "/auth/2fa/disable", headers=headers, json={"code": generator.at(clock.now)}
-        )
+        refused = await client.post("/auth/2fa/disable", headers=headers, json={"code": generator.at(clock.now)})
         assert refused.status_code == 403
         assert (await client.post("/auth/logout", headers=headers)).status_code == 204
 

@@ -182,9 +182,7 @@ async def test_claiming_skips_jobs_another_transaction_locked(effects: Database,
         await holder.dispose()
 
 
-async def test_run_worker_runs_jobs_and_ticks_schedules_until_stopped(
-    database: Database, settings: Settings
-) -> None:
+async def test_run_worker_runs_jobs_and_ticks_schedules_until_stopped(database: Database, settings: Settings) -> None:
     async with database.write() as session:
         await enqueue(session, "test.signal", {})
     stop_event = asyncio.Event()

@@ -64,9 +64,7 @@ async def test_admin_creates_and_edits_a_program_with_its_default_tiers(
     forbidden = await client.post("/admin/programs", json={**body, "slug": "other"}, headers=viewer)
     assert forbidden.status_code == 403
 
-    edited = await client.patch(
-        f"/admin/programs/{program['id']}", json={"cookie_window_days": 60}, headers=admin
-    )
+    edited = await client.patch(f"/admin/programs/{program['id']}", json={"cookie_window_days": 60}, headers=admin)
     assert edited.status_code == 200 and edited.json()["cookie_window_days"] == 60
     tiers = await client.get(f"/admin/programs/{program['id']}/tiers", headers=viewer)
     assert [tier["key"] for tier in tiers.json()] == ["starter", "pro", "enterprise", "whitelabel"]
@@ -102,9 +100,7 @@ async def test_tiers_are_validated(
 ) -> None:
     async with database.write() as session:
         program, _tiers = await create_program(session, settings)
-    response = await client.post(
-        f"/admin/programs/{program.id}/tiers", json={**TIER, **change}, headers=admin
-    )
+    response = await client.post(f"/admin/programs/{program.id}/tiers", json={**TIER, **change}, headers=admin)
     assert response.status_code == 422, response.text
     assert error_field(response) == field
 

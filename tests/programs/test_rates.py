@@ -59,9 +59,7 @@ async def test_level_one_rate_is_lifted_by_this_months_revenue_up_to_the_ceiling
 
         assert await level1() == 500
         # last month, another currency, and refunded money do not count
-        await make_purchase(
-            session, customer, 900_000, occurred_at=service.month_start(T0) - timedelta(seconds=1)
-        )
+        await make_purchase(session, customer, 900_000, occurred_at=service.month_start(T0) - timedelta(seconds=1))
         await make_purchase(session, customer, 900_000, currency="EUR", occurred_at=EARLIER)
         await make_purchase(session, customer, 100_000, refunded=1, occurred_at=EARLIER)
         assert await level1() == 500
@@ -81,9 +79,7 @@ async def test_level_one_rate_is_lifted_by_this_months_revenue_up_to_the_ceiling
     assert rates.monthly_revenue == 500_000 and rates.currency == "USD" and not rates.overridden
 
 
-async def test_an_override_is_the_negotiated_rate_without_bonus_on_top(
-    database: Database, settings: Settings
-) -> None:
+async def test_an_override_is_the_negotiated_rate_without_bonus_on_top(database: Database, settings: Settings) -> None:
     async with database.write() as session:
         program, tiers = await create_program(session, settings)
         partner = await create_partner(session, program, tiers["pro"])
@@ -108,9 +104,7 @@ async def test_an_override_is_the_negotiated_rate_without_bonus_on_top(
     assert cleared.level1_rate_bps == 2000 and not cleared.overridden
 
 
-async def test_new_partners_carry_the_programs_extra_hold_days(
-    database: Database, settings: Settings
-) -> None:
+async def test_new_partners_carry_the_programs_extra_hold_days(database: Database, settings: Settings) -> None:
     async with database.write() as session:
         program, tiers = await create_program(
             session, settings, new_partner_extra_hold_days=10, new_partner_period_days=90

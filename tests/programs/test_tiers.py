@@ -143,9 +143,7 @@ async def test_referrals_count_new_approved_direct_sub_affiliates_in_the_window(
         recruiter = await create_partner(session, program, tiers["starter"])
         await service.update_tier(session, STAFF, tiers["pro"].id, promotion_rule={"min_referrals": 2})
         await create_partner(session, program, tiers["starter"], parent=recruiter, created_at=T0 - DAY)
-        await create_partner(
-            session, program, tiers["starter"], parent=recruiter, status="pending", created_at=T0
-        )
+        await create_partner(session, program, tiers["starter"], parent=recruiter, status="pending", created_at=T0)
         await create_partner(session, program, tiers["starter"], parent=recruiter, created_at=T0 - 100 * DAY)
     assert await evaluate(database, T0 + timedelta(seconds=1)) == []
     async with database.write() as session:
@@ -186,9 +184,7 @@ async def test_the_daily_schedule_runs_the_evaluation(database: Database, settin
     await tick_schedules(database, settings, now=now)
     await tick_schedules(database, settings, now=now + timedelta(hours=3))
     async with database.read() as session:
-        keys = list(
-            await session.scalars(sa.select(Job.unique_key).where(Job.name == "programs.evaluate_tiers"))
-        )
+        keys = list(await session.scalars(sa.select(Job.unique_key).where(Job.name == "programs.evaluate_tiers")))
     assert keys == [f"schedule:programs.evaluate_tiers:{now:%Y-%m-%d}"]
     await run_once(database, worker_id="test", now=now + timedelta(hours=4))
     [change] = await history(database, partner.id)

@@ -55,9 +55,7 @@ class AgreementAcceptance(IdMixin, Base):
     __table_args__ = (UniqueConstraint("partner_id", "agreement_version_id"),)
 
     partner_id: Mapped[int] = mapped_column(BigId, ForeignKey("partners.id"), nullable=False, index=True)
-    agreement_version_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("agreement_versions.id"), nullable=False
-    )
+    agreement_version_id: Mapped[int] = mapped_column(BigId, ForeignKey("agreement_versions.id"), nullable=False)
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     ip: Mapped[str] = mapped_column(String(64), nullable=False, default="")
     user_agent: Mapped[str] = mapped_column(String(500), nullable=False, default="")

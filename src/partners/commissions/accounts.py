@@ -25,9 +25,7 @@ def partner_owner(partner_id: int) -> str:
 
 
 async def earnings_pending_account(session: AsyncSession, partner_id: int, currency: str) -> LedgerAccount:
-    return await ledger.open_account(
-        session, owner=partner_owner(partner_id), kind=EARNINGS_PENDING, currency=currency
-    )
+    return await ledger.open_account(session, owner=partner_owner(partner_id), kind=EARNINGS_PENDING, currency=currency)
 
 
 async def earnings_pending_accounts(

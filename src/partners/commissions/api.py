@@ -38,9 +38,7 @@ def _actor(staff: StaffPrincipal) -> Actor:
     return Actor("staff", str(staff.user_id))
 
 
-async def _page(
-    session: SessionDep, where: service.CommissionFilter, *, limit: int, offset: int
-) -> CommissionPage:
+async def _page(session: SessionDep, where: service.CommissionFilter, *, limit: int, offset: int) -> CommissionPage:
     rows, total = await service.list_commissions(session, where, limit=limit, offset=offset)
     return CommissionPage(
         items=[CommissionOut.model_validate(row) for row in rows], total=total, limit=limit, offset=offset
@@ -101,16 +99,12 @@ async def _detail(session: SessionDep, commission_id: int) -> CommissionDetail:
 
 
 @router.get("/admin/commissions/{commission_id}", tags=["commissions"])
-async def get_commission(
-    commission_id: int, session: SessionDep, _staff: CommissionReader
-) -> CommissionDetail:
+async def get_commission(commission_id: int, session: SessionDep, _staff: CommissionReader) -> CommissionDetail:
     return await _detail(session, commission_id)
 
 
 @router.post("/admin/commissions/{commission_id}/approve", tags=["commissions"])
-async def approve_commission(
-    commission_id: int, session: SessionDep, staff: CommissionWriter
-) -> CommissionOut:
+async def approve_commission(commission_id: int, session: SessionDep, staff: CommissionWriter) -> CommissionOut:
     commission = await service.approve_now(session, _actor(staff), commission_id, now=utcnow())
     return CommissionOut.model_validate(commission)
 

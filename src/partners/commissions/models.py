@@ -46,12 +46,8 @@ class CommissionAdjustment(IdMixin, CreatedAtMixin, Base):
 
     __tablename__ = "commission_adjustments"
 
-    commission_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("commissions.id"), nullable=False, index=True
-    )
+    commission_id: Mapped[int] = mapped_column(BigId, ForeignKey("commissions.id"), nullable=False, index=True)
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reason: Mapped[str] = mapped_column(String(500), nullable=False)
     staff_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    ledger_transaction_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("ledger_transactions.id"), nullable=False
-    )
+    ledger_transaction_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_transactions.id"), nullable=False)

@@ -82,9 +82,7 @@ def reversal_delta(commission: int, amount: int, old_refunded: int, new_refunded
     return reversed_for(commission, amount, new_refunded) - reversed_for(commission, amount, old_refunded)
 
 
-def bonus_rate(
-    base_bps: int, ceiling_bps: int, steps: Sequence[Mapping[str, int]], monthly_revenue: int
-) -> int:
+def bonus_rate(base_bps: int, ceiling_bps: int, steps: Sequence[Mapping[str, int]], monthly_revenue: int) -> int:
     """The level-1 rate after performance bonuses: the highest step whose revenue threshold is reached lifts
     the base; the result is never below the base nor above the ceiling."""
     rate = base_bps

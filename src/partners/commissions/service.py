@@ -57,9 +57,7 @@ class _Earner:
 # --- reading -------------------------------------------------------------------------------------------
 
 
-async def get_commission(
-    session: AsyncSession, commission_id: int, *, for_update: bool = False
-) -> Commission:
+async def get_commission(session: AsyncSession, commission_id: int, *, for_update: bool = False) -> Commission:
     query = sa.select(Commission).where(Commission.id == commission_id)
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -145,9 +143,7 @@ async def adjustments_for(session: AsyncSession, commission_id: int) -> list[Com
 async def _purchase_index(session: AsyncSession, purchase: Purchase) -> int:
     """1 for the customer's first purchase (by insertion order), 2 for the second..."""
     count = await session.scalar(
-        sa.select(sa.func.count()).where(
-            Purchase.customer_id == purchase.customer_id, Purchase.id <= purchase.id
-        )
+        sa.select(sa.func.count()).where(Purchase.customer_id == purchase.customer_id, Purchase.id <= purchase.id)
     )
     return int(count or 0)
 
@@ -190,9 +186,7 @@ def _shares(amount: int, earners: list[_Earner]) -> list[int]:
     try:
         return split_commissions(amount, [earner.rate_bps for earner in earners])
     except ValueError as error:
-        raise Unprocessable(
-            f"the chain's commission rates cannot be paid: {error}", field="amount"
-        ) from error
+        raise Unprocessable(f"the chain's commission rates cannot be paid: {error}", field="amount") from error
 
 
 async def create_commissions_for_purchase(
@@ -210,9 +204,7 @@ async def create_commissions_for_purchase(
         return []
     earners = await _earners(session, await affiliates.upline(session, level1, MAX_LEVELS), purchase)
     paid = [
-        (earner, share)
-        for earner, share in zip(earners, _shares(purchase.amount, earners), strict=True)
-        if share > 0
+        (earner, share) for earner, share in zip(earners, _shares(purchase.amount, earners), strict=True) if share > 0
     ]
     if not paid:
         return []
@@ -312,9 +304,7 @@ async def reverse_commissions_for_refund(
     """Reverse each commission of the purchase pro rata (DESIGN.md): this refund takes
     reversed(new_refunded) - reversed(previous_refunded). A chargeback is a refund of all that is left."""
     if not 0 <= previous_refunded <= new_refunded <= purchase.amount:
-        raise Unprocessable(
-            "a refund takes the refunded total up, at most to the purchase amount", field="amount"
-        )
+        raise Unprocessable("a refund takes the refunded total up, at most to the purchase amount", field="amount")
     changed: list[Commission] = []
     for commission in await commissions_for_purchase(session, purchase.id, for_update=True):
         if commission.status in ("reversed", "rejected"):
@@ -348,9 +338,7 @@ async def _approve(session: AsyncSession, commission: Commission, now: datetime)
     remaining = commission.amount - commission.reversed_amount
     if remaining > 0:
         pending = await accounts.earnings_pending_account(session, commission.partner_id, commission.currency)
-        available = await accounts.earnings_available_account(
-            session, commission.partner_id, commission.currency
-        )
+        available = await accounts.earnings_available_account(session, commission.partner_id, commission.currency)
         await ledger.transfer(
             session,
             idempotency_key=f"commission:{commission.id}:approve",
@@ -390,15 +378,11 @@ async def approve_due_commissions(session: AsyncSession, *, now: datetime) -> in
 # --- staff actions -------------------------------------------------------------------------------------
 
 
-async def approve_now(
-    session: AsyncSession, actor: Actor, commission_id: int, *, now: datetime
-) -> Commission:
+async def approve_now(session: AsyncSession, actor: Actor, commission_id: int, *, now: datetime) -> Commission:
     """Staff approves a pending commission before its hold ends."""
     commission = await get_commission(session, commission_id, for_update=True)
     if commission.status != "pending":
-        raise Conflict(
-            f"commission {commission_id} is {commission.status}, not pending", field="commission_id"
-        )
+        raise Conflict(f"commission {commission_id} is {commission.status}, not pending", field="commission_id")
     partner = await affiliates.get_partner(session, commission.partner_id)
     if partner.status in BLOCKED_PARTNER_STATUSES:
         raise Conflict(f"the partner is {partner.status}", field="partner_id")

@@ -104,9 +104,7 @@ async def me(staff: AnyStaff, session: SessionDep, settings: SettingsDep) -> MeR
 
 
 @router.post("/auth/2fa/setup", tags=["auth"])
-async def setup_two_factor(
-    staff: AnyStaff, session: SessionDep, settings: SettingsDep
-) -> TwoFactorSetupResponse:
+async def setup_two_factor(staff: AnyStaff, session: SessionDep, settings: SettingsDep) -> TwoFactorSetupResponse:
     secret, uri = await service.begin_totp_setup(session, settings, staff.user_id)
     return TwoFactorSetupResponse(secret=secret, otpauth_uri=uri)
 
@@ -115,9 +113,7 @@ async def setup_two_factor(
 async def confirm_two_factor(
     body: TwoFactorCode, staff: AnyStaff, session: SessionDep, settings: SettingsDep
 ) -> StaffUserOut:
-    user = await service.confirm_totp(
-        session, settings, staff.user_id, body.code, session_id=staff.session_id
-    )
+    user = await service.confirm_totp(session, settings, staff.user_id, body.code, session_id=staff.session_id)
     return StaffUserOut.model_validate(user)
 
 
@@ -146,9 +142,7 @@ async def create_staff(body: StaffCreate, actor: StaffManager, session: SessionD
 
 
 @router.patch("/admin/staff/{user_id}", tags=["staff"])
-async def update_staff(
-    user_id: int, body: StaffUpdate, actor: StaffManager, session: SessionDep
-) -> StaffUserOut:
+async def update_staff(user_id: int, body: StaffUpdate, actor: StaffManager, session: SessionDep) -> StaffUserOut:
     user = await service.update_staff_user(
         session, actor, user_id, role=body.role, is_active=body.is_active, name=body.name
     )

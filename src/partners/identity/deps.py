@@ -200,9 +200,7 @@ def require_staff(permission: str) -> Callable[..., Awaitable[StaffPrincipal]]:
     ensure_known_permission(permission)
 
     async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> StaffPrincipal:
-        return await _staff_principal(
-            request, session, settings, permission=permission, allow_two_factor_pending=False
-        )
+        return await _staff_principal(request, session, settings, permission=permission, allow_two_factor_pending=False)
 
     return dependency
 
@@ -212,9 +210,7 @@ async def current_staff(request: Request, session: SessionDep, settings: Setting
     return await _staff_principal(request, session, settings, permission=None, allow_two_factor_pending=False)
 
 
-async def current_staff_enrolling(
-    request: Request, session: SessionDep, settings: SettingsDep
-) -> StaffPrincipal:
+async def current_staff_enrolling(request: Request, session: SessionDep, settings: SettingsDep) -> StaffPrincipal:
     """Any logged-in staff member, even one who must still enrol in 2FA (for /auth/me, logout, 2FA setup)."""
     return await _staff_principal(request, session, settings, permission=None, allow_two_factor_pending=True)
 

@@ -48,9 +48,7 @@ async def _limit_lifts_at(
     window = timedelta(seconds=settings.login_rate_window_seconds)
     recent = await session.scalars(
         select(LoginAttempt.created_at)
-        .where(
-            LoginAttempt.subject_kind == subject_kind, column == value, LoginAttempt.created_at > now - window
-        )
+        .where(LoginAttempt.subject_kind == subject_kind, column == value, LoginAttempt.created_at > now - window)
         .order_by(LoginAttempt.created_at.desc())
         .limit(settings.login_rate_limit)
     )

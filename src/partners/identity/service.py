@@ -52,9 +52,7 @@ async def get_staff_user(session: AsyncSession, user_id: int) -> StaffUser:
 
 
 async def find_staff_by_email(session: AsyncSession, email: str) -> StaffUser | None:
-    found: StaffUser | None = await session.scalar(
-        select(StaffUser).where(StaffUser.email == normalise_email(email))
-    )
+    found: StaffUser | None = await session.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email)))
     return found
 
 
@@ -165,17 +163,13 @@ async def authenticate_staff(
     user = await find_staff_by_email(session, email)
     matches, new_hash = await passwords.verify_password(password, user.password_hash if user else None)
     if user is None or not matches or not user.is_active:
-        await ratelimit.record_failed_login(
-            session, settings, subject_kind="staff", email=email, ip=ip, now=now
-        )
+        await ratelimit.record_failed_login(session, settings, subject_kind="staff", email=email, ip=ip, now=now)
         raise LoginRejected(INVALID_CREDENTIALS)
     if user.totp_enabled:
         if not otp:
             raise LoginRejected("a one-time code from your authenticator app is required", field="otp")
         if not _accept_totp_code(settings, user, otp):
-            await ratelimit.record_failed_login(
-                session, settings, subject_kind="staff", email=email, ip=ip, now=now
-            )
+            await ratelimit.record_failed_login(session, settings, subject_kind="staff", email=email, ip=ip, now=now)
             raise LoginRejected("invalid one-time code", field="otp")
     if new_hash is not None:
         user.password_hash = new_hash
@@ -253,9 +247,7 @@ async def get_auth_session(session: AsyncSession, session_id: int) -> AuthSessio
 
 
 async def touch_session(session: AsyncSession, session_id: int, now: datetime | None = None) -> None:
-    await session.execute(
-        update(AuthSession).where(AuthSession.id == session_id).values(last_seen_at=now or utcnow())
-    )
+    await session.execute(update(AuthSession).where(AuthSession.id == session_id).values(last_seen_at=now or utcnow()))
 
 
 async def revoke_session(session: AsyncSession, session_id: int, now: datetime | None = None) -> None:
@@ -319,9 +311,7 @@ async def confirm_totp(
     if not _accept_totp_code(settings, user, code):
         raise Unprocessable("invalid one-time code", field="code")
     user.totp_enabled = True
-    await session.execute(
-        update(AuthSession).where(AuthSession.id == session_id).values(two_factor_pending=False)
-    )
+    await session.execute(update(AuthSession).where(AuthSession.id == session_id).values(two_factor_pending=False))
     await session.flush()
     return user
 

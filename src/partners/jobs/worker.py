@@ -75,9 +75,7 @@ async def run_once(
 
     `now` fixes the clock (tests); without it every step reads the real UTC time.
     """
-    job_ids = await claim_jobs(
-        database, worker_id=worker_id, batch_size=batch_size, now=now or utcnow(), lease=lease
-    )
+    job_ids = await claim_jobs(database, worker_id=worker_id, batch_size=batch_size, now=now or utcnow(), lease=lease)
     for job_id in job_ids:
         await run_claimed_job(database, job_id, worker_id=worker_id, now=now)
     return len(job_ids)
@@ -120,9 +118,7 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
-async def run_claimed_job(
-    database: Database, job_id: int, *, worker_id: str, now: datetime | None = None
-) -> None:
+async def run_claimed_job(database: Database, job_id: int, *, worker_id: str, now: datetime | None = None) -> None:
     """Run a job this worker claimed; does nothing if another worker has since taken over its lease."""
     try:
         name, outcome = await _run_in_transaction(database, job_id, worker_id, now)
@@ -132,9 +128,7 @@ async def run_claimed_job(
         jobs_processed.labels(name=_metric_name(name), outcome=outcome).inc()
 
 
-async def _run_in_transaction(
-    database: Database, job_id: int, worker_id: str, now: datetime | None
-) -> tuple[str, str]:
+async def _run_in_transaction(database: Database, job_id: int, worker_id: str, now: datetime | None) -> tuple[str, str]:
     async with database.write() as session:
         job = await _own_job(session, job_id, worker_id)
         if job is None:
@@ -164,9 +158,7 @@ async def _record_failure(
             job.last_error = _describe(error)
             if job.attempts >= job.max_attempts:
                 _bury(job, job.last_error, now)
-                logger.error(
-                    "job is dead", job_id=job_id, name=job.name, attempts=job.attempts, error=repr(error)
-                )
+                logger.error("job is dead", job_id=job_id, name=job.name, attempts=job.attempts, error=repr(error))
                 return job.name, "dead"
             job.status = JobStatus.QUEUED.value
             job.run_after = now + backoff_delay(job.attempts, random.random())

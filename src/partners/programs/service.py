@@ -109,9 +109,7 @@ async def list_programs(session: AsyncSession) -> list[Program]:
 async def ensure_default_program(session: AsyncSession, settings: Settings) -> Program:
     """The default program: the one flagged `is_default`, else "namaskah", created once with the default
     tiers. Safe when two first requests race (the inserts ignore conflicts)."""
-    program = await session.scalar(
-        sa.select(Program).where(Program.is_default.is_(True)).order_by(Program.id).limit(1)
-    )
+    program = await session.scalar(sa.select(Program).where(Program.is_default.is_(True)).order_by(Program.id).limit(1))
     if program is None:
         await session.execute(
             _insert_ignoring_conflicts(session, Program).values(
@@ -224,9 +222,7 @@ def validate_tier(values: dict[str, Any]) -> None:
         raise Unprocessable("the base rate cannot be above the ceiling", field="ceiling_rate_bps")
     for index, step in enumerate(values["bonus_steps"]):
         if step["threshold"] < 0:
-            raise Unprocessable(
-                "a bonus threshold cannot be negative", field=f"bonus_steps.{index}.threshold"
-            )
+            raise Unprocessable("a bonus threshold cannot be negative", field=f"bonus_steps.{index}.threshold")
         if not base <= step["rate_bps"] <= ceiling:
             raise Unprocessable(
                 "a bonus rate lies between the base rate and the ceiling",
@@ -238,9 +234,7 @@ def validate_tier(values: dict[str, Any]) -> None:
     if duration not in DURATIONS:
         raise Unprocessable(f"the duration is one of {', '.join(DURATIONS)}", field="commission_duration")
     if duration != "lifetime" and (duration_value is None or duration_value < 1):
-        raise Unprocessable(
-            f"a {duration!r} duration needs a positive value", field="commission_duration_value"
-        )
+        raise Unprocessable(f"a {duration!r} duration needs a positive value", field="commission_duration_value")
     for key, value in values["promotion_rule"].items():
         if key not in PROMOTION_RULE_KEYS:
             raise Unprocessable(f"unknown promotion rule key {key!r}", field=f"promotion_rule.{key}")
@@ -254,9 +248,7 @@ async def create_tier(session: AsyncSession, actor: Actor, program_id: int, **fi
     if fields["commission_duration"] == "lifetime":
         fields["commission_duration_value"] = None
     validate_tier(fields)
-    existing = await session.scalar(
-        sa.select(Tier.id).where(Tier.program_id == program_id, Tier.key == fields["key"])
-    )
+    existing = await session.scalar(sa.select(Tier.id).where(Tier.program_id == program_id, Tier.key == fields["key"]))
     if existing is not None:
         raise Conflict(f"the program already has a tier {fields['key']!r}", field="key")
     tier = Tier(program_id=program_id, **fields)
@@ -315,9 +307,7 @@ async def _partner(session: AsyncSession, partner_id: int) -> Partner:
 
 
 async def get_override(session: AsyncSession, partner_id: int) -> PartnerRateOverride | None:
-    result = await session.scalar(
-        sa.select(PartnerRateOverride).where(PartnerRateOverride.partner_id == partner_id)
-    )
+    result = await session.scalar(sa.select(PartnerRateOverride).where(PartnerRateOverride.partner_id == partner_id))
     return result
 
 
@@ -476,18 +466,14 @@ async def hold_days_for(session: AsyncSession, partner: Partner, tier: Tier, *, 
     return tier.hold_days + (program.new_partner_extra_hold_days if is_new else 0)
 
 
-async def effective_rates(
-    session: AsyncSession, partner: Partner, *, currency: str, at: datetime
-) -> EffectiveRates:
+async def effective_rates(session: AsyncSession, partner: Partner, *, currency: str, at: datetime) -> EffectiveRates:
     """The rates `partner` earns at `at`. `currency` is the sale's; the bonus thresholds are amounts in the
     program's currency, so only revenue in that currency counts towards them (no FX conversion)."""
     card = await rate_card(session, partner)
     program = await get_program(session, partner.program_id)
     tier = card.tier
     negotiated = card.negotiated_level1_bps
-    revenue = await referred_revenue(
-        session, partner.id, currency=program.currency, start=month_start(at), end=at
-    )
+    revenue = await referred_revenue(session, partner.id, currency=program.currency, start=month_start(at), end=at)
     if negotiated is not None:
         level1 = negotiated
     else:
@@ -648,9 +634,7 @@ async def _evaluate_program(
     return changes
 
 
-async def evaluate_tiers(
-    session: AsyncSession, *, now: datetime, period_key: str | None = None
-) -> list[TierChange]:
+async def evaluate_tiers(session: AsyncSession, *, now: datetime, period_key: str | None = None) -> list[TierChange]:
     """Promote and demote every approved partner by its tiers' rules (see `partners.programs.rules`).
 
     Idempotent per period: a partner already promoted or demoted under `period_key` (default: the UTC day of
@@ -684,9 +668,7 @@ async def tier_progress(session: AsyncSession, partner: Partner, *, now: datetim
     upcoming = min(higher, key=lambda tier: tier.rank)
     program = await get_program(session, partner.program_id)
     days = window_days(upcoming.promotion_rule)
-    found = await window_metrics(
-        session, program, start=now - timedelta(days=days), end=now, partner_id=partner.id
-    )
+    found = await window_metrics(session, program, start=now - timedelta(days=days), end=now, partner_id=partner.id)
     return TierProgress(
         current=current,
         next_tier=upcoming,

@@ -223,9 +223,7 @@ async def _redirect(request: Request, code: str) -> Response:
     if link is None:
         return HTMLResponse(NOT_FOUND_PAGE, status_code=404, headers={"X-Request-ID": uuid.uuid4().hex})
     if request.method == "HEAD":
-        return Response(
-            status_code=302, headers={"Location": link.target.preview(), "X-Request-ID": uuid.uuid4().hex}
-        )
+        return Response(status_code=302, headers={"Location": link.target.preview(), "X-Request-ID": uuid.uuid4().hex})
     settings: Settings = request.app.state.settings
     recorder: ClickRecorder = request.app.state.click_recorder
     click_id = secrets.token_hex(16)
