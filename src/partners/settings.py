@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     )
     host_callback_url: str = Field(default="", validation_alias="PARTNERS_HOST_CALLBACK_URL")
     host_callback_secret: str = Field(default="", validation_alias="PARTNERS_HOST_CALLBACK_SECRET")
+    # The SEPA and ACH originator defaults below are published sample accounts (placeholders) that let the
+    # demo and the tests generate valid files; a deployment paying by bank file must set its own.
     sepa_debtor_name: str = Field(default="Namaskah Partners", validation_alias="PARTNERS_SEPA_DEBTOR_NAME")
     sepa_debtor_iban: str = Field(default="DE89370400440532013000", validation_alias="PARTNERS_SEPA_DEBTOR_IBAN")
     sepa_debtor_bic: str = Field(default="COBADEFFXXX", validation_alias="PARTNERS_SEPA_DEBTOR_BIC")
