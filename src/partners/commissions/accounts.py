@@ -28,16 +28,21 @@ async def earnings_pending_account(session: AsyncSession, partner_id: int, curre
     return await ledger.open_account(session, owner=partner_owner(partner_id), kind=EARNINGS_PENDING, currency=currency)
 
 
-async def earnings_pending_accounts(
+async def commission_accounts(
     session: AsyncSession, partner_ids: list[int], currency: str
-) -> dict[int, LedgerAccount]:
-    """Several partners' earnings_pending accounts: one query for those that exist, created for the others."""
-    keys = {partner_id: (partner_owner(partner_id), EARNINGS_PENDING, currency.upper()) for partner_id in partner_ids}
-    found = await ledger.find_accounts(session, list(keys.values()))
-    return {
+) -> tuple[LedgerAccount, dict[int, LedgerAccount]]:
+    """commission_expense and the partners' earnings_pending accounts: one query for those that exist, the
+    others created."""
+    currency = currency.upper()
+    expense_key = (PLATFORM_OWNER, COMMISSION_EXPENSE, currency)
+    keys = {partner_id: (partner_owner(partner_id), EARNINGS_PENDING, currency) for partner_id in partner_ids}
+    found = await ledger.find_accounts(session, [expense_key, *keys.values()])
+    expense = found.get(expense_key) or await commission_expense_account(session, currency)
+    pending = {
         partner_id: found.get(key) or await earnings_pending_account(session, partner_id, currency)
         for partner_id, key in keys.items()
     }
+    return expense, pending
 
 
 async def earnings_available_account(session: AsyncSession, partner_id: int, currency: str) -> LedgerAccount:

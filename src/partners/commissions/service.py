@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,28 +31,19 @@ from partners.affiliates import service as affiliates
 from partners.affiliates.models import Partner
 from partners.audit.service import Actor, record
 from partners.commissions import accounts
+from partners.commissions.earners import Earner, Member, Sale, earners, load_chain, still_pays
 from partners.commissions.models import Commission, CommissionAdjustment
-from partners.commissions.rules import reversal_delta, split_commissions, within_duration
+from partners.commissions.rules import reversal_delta, split_commissions
 from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.ledger import service as ledger
 from partners.ledger.models import LedgerAccount, LedgerTransaction
 from partners.ledger.schemas import Posting
-from partners.programs import service as programs
 from partners.rollups import service as rollups
 from partners.tracking.models import Customer
 
-MAX_LEVELS = 3
 BLOCKED_PARTNER_STATUSES = ("suspended", "banned")
 COMMISSION_KIND = "commission"
-
-
-@dataclass(frozen=True, slots=True)
-class _Earner:
-    partner: Partner
-    level: int
-    rate_bps: int
-    hold_days: int
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -140,112 +132,100 @@ async def adjustments_for(session: AsyncSession, commission_id: int) -> list[Com
 # --- creation ------------------------------------------------------------------------------------------
 
 
-async def _purchase_index(session: AsyncSession, purchase: Purchase) -> int:
-    """1 for the customer's first purchase (by insertion order), 2 for the second..."""
-    count = await session.scalar(
-        sa.select(sa.func.count()).where(Purchase.customer_id == purchase.customer_id, Purchase.id <= purchase.id)
-    )
-    return int(count or 0)
+@dataclass(frozen=True, slots=True)
+class NewCommission:
+    partner_id: int
+    referral_code: str
+    level: int
+    amount: int
+    currency: str
+    status: str
 
 
-async def _still_pays(session: AsyncSession, level1: Partner, purchase: Purchase, customer: Customer) -> bool:
-    card = await programs.rate_card(session, level1)
-    if card.tier.commission_duration == "lifetime":
-        return True
-    return within_duration(
-        card.tier.commission_duration,
-        card.tier.commission_duration_value,
-        customer.first_purchase_at,
-        await _purchase_index(session, purchase),
-        purchase.occurred_at,
-    )
-
-
-async def _earners(session: AsyncSession, chain: list[Partner], purchase: Purchase) -> list[_Earner]:
-    earners: list[_Earner] = []
-    for level, partner in enumerate(chain[:MAX_LEVELS], start=1):
-        if not await affiliates.can_earn(session, partner):
-            continue
-        if level == 1:
-            rates = await programs.effective_rates(
-                session, partner, currency=purchase.currency, at=purchase.occurred_at
-            )
-            rate, hold_days = rates.level1_rate_bps, rates.hold_days
-        else:
-            card = await programs.rate_card(session, partner)
-            if not card.tier.can_recruit:
-                continue
-            rate = card.level2_rate_bps if level == 2 else card.level3_rate_bps
-            hold_days = await programs.hold_days_for(session, partner, card.tier, at=purchase.occurred_at)
-        if rate > 0:
-            earners.append(_Earner(partner, level, rate, hold_days))
-    return earners
-
-
-def _shares(amount: int, earners: list[_Earner]) -> list[int]:
+def _shares(amount: int, paid: list[Earner]) -> list[int]:
     try:
-        return split_commissions(amount, [earner.rate_bps for earner in earners])
+        return split_commissions(amount, [earner.rate_bps for earner in paid])
     except ValueError as error:
         raise Unprocessable(f"the chain's commission rates cannot be paid: {error}", field="amount") from error
+
+
+async def pay_commissions(
+    session: AsyncSession, sale: Sale, chain: list[Member], *, now: datetime
+) -> list[NewCommission]:
+    """The pending commissions of a new sale and their one ledger transaction, written with statements built
+    once (the purchase hot path). `chain` is `earners.load_chain(sale.partner_id)`."""
+    if not chain or not await still_pays(session, chain[0], sale):
+        return []
+    found = await earners(session, chain, sale)
+    paid = [(earner, share) for earner, share in zip(found, _shares(sale.amount, found), strict=True) if share > 0]
+    if not paid:
+        return []
+    # The ledger transaction first, so the commissions are inserted with its id (no UPDATE after).
+    transaction_id = await _post_commissions(session, sale, [(earner.partner_id, share) for earner, share in paid])
+    rows: list[dict[str, Any]] = [
+        {
+            "purchase_id": sale.purchase_id,
+            "partner_id": earner.partner_id,
+            "level": earner.level,
+            "currency": sale.currency,
+            "base_amount": sale.amount,
+            "rate_bps": earner.rate_bps,
+            "amount": share,
+            "reversed_amount": 0,
+            "status": "pending",
+            "status_reason": "",
+            "payable_at": now + timedelta(days=earner.hold_days),
+            "ledger_transaction_id": transaction_id,
+            "created_at": now,
+        }
+        for earner, share in paid
+    ]
+    await session.execute(_INSERT_COMMISSIONS, rows)
+    rollups.count_new_commissions(session.sync_session, rollups.utc_day(sale.occurred_at), rows)
+    codes = {member.partner_id: member.referral_code for member in chain}
+    return [
+        NewCommission(earner.partner_id, codes[earner.partner_id], earner.level, share, sale.currency, "pending")
+        for earner, share in paid
+    ]
+
+
+_INSERT_COMMISSIONS = sa.insert(cast(sa.Table, Commission.__table__))
 
 
 async def create_commissions_for_purchase(
     session: AsyncSession, *, purchase: Purchase, customer: Customer, now: datetime
 ) -> list[Commission]:
-    """Commissions (pending) and their one ledger transaction for a purchase. Idempotent: a purchase that
-    already has commissions gets them back."""
+    """`pay_commissions` for a purchase loaded with the ORM (flushed). Idempotent: a purchase that already has
+    commissions gets them back."""
     existing = await commissions_for_purchase(session, purchase.id)
     if existing or customer.partner_id is None:
         return existing
-    level1 = await affiliates.get_partner(session, customer.partner_id)
-    # Held for the whole call: the identity map keeps weak references, and every level asks for the program.
-    _program = await programs.get_program(session, level1.program_id)
-    if not await _still_pays(session, level1, purchase, customer):
-        return []
-    earners = await _earners(session, await affiliates.upline(session, level1, MAX_LEVELS), purchase)
-    paid = [
-        (earner, share) for earner, share in zip(earners, _shares(purchase.amount, earners), strict=True) if share > 0
-    ]
-    if not paid:
-        return []
-    # The ledger transaction first, so the commissions are inserted with its id (no UPDATE after).
-    transaction = await _post_commissions(session, purchase, [(earner.partner.id, share) for earner, share in paid])
-    commissions = [
-        Commission(
-            purchase_id=purchase.id,
-            partner_id=earner.partner.id,
-            level=earner.level,
-            currency=purchase.currency,
-            base_amount=purchase.amount,
-            rate_bps=earner.rate_bps,
-            amount=share,
-            reversed_amount=0,
-            status="pending",
-            payable_at=now + timedelta(days=earner.hold_days),
-            ledger_transaction_id=transaction.id,
-        )
-        for earner, share in paid
-    ]
-    session.add_all(commissions)
-    await session.flush()
-    return commissions
+    sale = Sale(
+        purchase_id=purchase.id,
+        external_id=purchase.external_id,
+        customer_id=customer.id,
+        partner_id=customer.partner_id,
+        amount=purchase.amount,
+        currency=purchase.currency,
+        occurred_at=purchase.occurred_at,
+        first_purchase_at=customer.first_purchase_at or purchase.occurred_at,
+    )
+    await pay_commissions(session, sale, await load_chain(session, customer.partner_id), now=now)
+    return await commissions_for_purchase(session, purchase.id)
 
 
-async def _post_commissions(
-    session: AsyncSession, purchase: Purchase, shares: list[tuple[int, int]]
-) -> LedgerTransaction:
+async def _post_commissions(session: AsyncSession, sale: Sale, shares: list[tuple[int, int]]) -> int:
     """One transaction: commission_expense pays each (partner id, share) into its earnings_pending."""
-    expense = await accounts.commission_expense_account(session, purchase.currency)
-    pending = await accounts.earnings_pending_accounts(session, [partner for partner, _ in shares], purchase.currency)
+    expense, pending = await accounts.commission_accounts(session, [partner for partner, _ in shares], sale.currency)
     postings = [Posting(expense, -sum(share for _, share in shares))]
     postings += [Posting(pending[partner], share) for partner, share in shares]
-    return await ledger.post_transaction(
+    return await ledger.post(
         session,
-        idempotency_key=f"purchase:{purchase.id}:commissions",
+        idempotency_key=f"purchase:{sale.purchase_id}:commissions",
         kind=COMMISSION_KIND,
         postings=postings,
-        description=f"commissions on purchase {purchase.external_id}",
-        details={"purchase_id": purchase.id},
+        description=f"commissions on purchase {sale.external_id}",
+        details={"purchase_id": sale.purchase_id},
     )
 
 

@@ -45,6 +45,7 @@ HOLD_POSTING_KEY_PREFIX = "hold:"  # post_hold writes its transaction under "hol
 _accounts = cast(sa.Table, LedgerAccount.__table__)
 _transactions = cast(sa.Table, LedgerTransaction.__table__)
 _holds = cast(sa.Table, LedgerHold.__table__)
+_entries = cast(sa.Table, LedgerEntry.__table__)
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
@@ -128,6 +129,24 @@ async def get_account(session: AsyncSession, account_id: int) -> LedgerAccount:
     return account
 
 
+# Built once: `_change_balance` runs for every leg of every transaction.
+_CHANGE_BALANCE = (
+    sa.update(_accounts)
+    .where(_accounts.c.id == sa.bindparam("account_id"))
+    .values(
+        posted=_accounts.c.posted + sa.bindparam("d_posted"),
+        pending_debits=_accounts.c.pending_debits + sa.bindparam("d_pending_debits"),
+        pending_credits=_accounts.c.pending_credits + sa.bindparam("d_pending_credits"),
+    )
+    .returning(_accounts.c.posted, _accounts.c.pending_debits)
+)
+_INSERT_ENTRIES = sa.insert(_entries)
+_INSERT_TRANSACTION = {
+    name: dialect.insert(_transactions).on_conflict_do_nothing().returning(_transactions.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 async def _change_balance(
     session: AsyncSession,
     account: LedgerAccount,
@@ -141,14 +160,13 @@ async def _change_balance(
     if account.kept_as_sum:
         return
     result = await session.execute(
-        sa.update(_accounts)
-        .where(_accounts.c.id == account.id)
-        .values(
-            posted=_accounts.c.posted + posted,
-            pending_debits=_accounts.c.pending_debits + pending_debits,
-            pending_credits=_accounts.c.pending_credits + pending_credits,
-        )
-        .returning(_accounts.c.posted, _accounts.c.pending_debits)
+        _CHANGE_BALANCE,
+        {
+            "account_id": account.id,
+            "d_posted": posted,
+            "d_pending_debits": pending_debits,
+            "d_pending_credits": pending_credits,
+        },
     )
     new_posted, new_pending_debits = result.one()
     if enforce_floor and not account.may_go_negative and new_posted - new_pending_debits < 0:
@@ -208,45 +226,20 @@ async def _existing_transaction(session: AsyncSession, idempotency_key: str, dig
     return existing
 
 
-async def post_transaction(
-    session: AsyncSession,
-    *,
-    idempotency_key: str,
-    kind: str,
-    postings: Sequence[Posting],
-    description: str = "",
-    details: dict[str, Any] | None = None,
-    allow_overdraft: bool = False,
-    reverses_id: int | None = None,
-    hold_id: int | None = None,
-) -> LedgerTransaction:
-    """Write one balanced journal transaction, or return the one already written under this key."""
+def _checked_digest(idempotency_key: str, kind: str, postings: Sequence[Posting], details: dict[str, Any]) -> str:
     if idempotency_key.startswith(HOLD_POSTING_KEY_PREFIX):
         raise Unprocessable("idempotency keys starting with 'hold:' are the ledger's", field="idempotency_key")
     _validate_labels(idempotency_key, kind)
     _validate_postings(postings)
-    details = details or {}
-    digest = payload_hash(_transaction_payload(kind, postings, details))
-    # RETURNING the row as the ORM object: no SELECT after the INSERT.
-    transaction: LedgerTransaction | None = await session.scalar(
-        _insert_ignoring_conflicts(session, LedgerTransaction)
-        .values(
-            idempotency_key=idempotency_key,
-            payload_hash=digest,
-            kind=kind,
-            description=description,
-            details=details,
-            reverses_id=reverses_id,
-            hold_id=hold_id,
-            created_at=utcnow(),
-        )
-        .returning(LedgerTransaction)
-    )
-    if transaction is None:
-        return await _existing_transaction(session, idempotency_key, digest)
-    transaction_id = transaction.id
+    return payload_hash(_transaction_payload(kind, postings, details))
+
+
+async def _write_legs(
+    session: AsyncSession, transaction_id: int, postings: Sequence[Posting], *, allow_overdraft: bool
+) -> None:
+    """The entries of a new transaction and their balance rows (locked in ascending account id order)."""
     await session.execute(
-        sa.insert(LedgerEntry),
+        _INSERT_ENTRIES,
         [
             {
                 "transaction_id": transaction_id,
@@ -264,7 +257,74 @@ async def post_transaction(
             posted=posting.amount,
             enforce_floor=posting.amount < 0 and not allow_overdraft,
         )
+
+
+async def post_transaction(
+    session: AsyncSession,
+    *,
+    idempotency_key: str,
+    kind: str,
+    postings: Sequence[Posting],
+    description: str = "",
+    details: dict[str, Any] | None = None,
+    allow_overdraft: bool = False,
+    reverses_id: int | None = None,
+    hold_id: int | None = None,
+) -> LedgerTransaction:
+    """Write one balanced journal transaction, or return the one already written under this key."""
+    details = details or {}
+    digest = _checked_digest(idempotency_key, kind, postings, details)
+    # RETURNING the row as the ORM object: no SELECT after the INSERT.
+    transaction: LedgerTransaction | None = await session.scalar(
+        _insert_ignoring_conflicts(session, LedgerTransaction)
+        .values(
+            idempotency_key=idempotency_key,
+            payload_hash=digest,
+            kind=kind,
+            description=description,
+            details=details,
+            reverses_id=reverses_id,
+            hold_id=hold_id,
+            created_at=utcnow(),
+        )
+        .returning(LedgerTransaction)
+    )
+    if transaction is None:
+        return await _existing_transaction(session, idempotency_key, digest)
+    await _write_legs(session, transaction.id, postings, allow_overdraft=allow_overdraft)
     return transaction
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    idempotency_key: str,
+    kind: str,
+    postings: Sequence[Posting],
+    description: str = "",
+    details: dict[str, Any] | None = None,
+) -> int:
+    """`post_transaction` for the hot paths (a purchase's commissions): the same rules and idempotency, but
+    Core statements built once and the new transaction's id as the answer instead of an ORM object."""
+    details = details or {}
+    digest = _checked_digest(idempotency_key, kind, postings, details)
+    dialect = session.get_bind().dialect.name
+    inserted = await session.execute(
+        _INSERT_TRANSACTION[dialect],
+        {
+            "idempotency_key": idempotency_key,
+            "payload_hash": digest,
+            "kind": kind,
+            "description": description,
+            "details": details,
+            "created_at": utcnow(),
+        },
+    )
+    transaction_id = inserted.scalar_one_or_none()
+    if transaction_id is None:
+        return (await _existing_transaction(session, idempotency_key, digest)).id
+    await _write_legs(session, int(transaction_id), postings, allow_overdraft=False)
+    return int(transaction_id)
 
 
 async def transfer(
@@ -462,7 +522,7 @@ async def post_hold(session: AsyncSession, hold_id: int, *, amount: int | None =
     )
     transaction_id = inserted.scalar_one()
     await session.execute(
-        sa.insert(LedgerEntry),
+        _INSERT_ENTRIES,
         [
             {
                 "transaction_id": transaction_id,

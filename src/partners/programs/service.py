@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.affiliates.models import Partner
 from partners.audit.service import Actor, record
 from partners.commissions.rules import BPS_SCALE, DURATIONS, bonus_rate
+from partners.db.types import UTCDateTime
 from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.programs.defaults import default_tiers
@@ -444,17 +445,23 @@ def month_start(at: datetime) -> datetime:
     return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-async def referred_revenue(
-    session: AsyncSession, partner_id: int, *, currency: str, start: datetime, end: datetime
-) -> int:
-    """Net revenue (amount - refunded) of the partner's own customers' purchases in [start, end)."""
+def _month_revenue_query() -> sa.Select[Any]:
+    purchases = cast(sa.Table, Purchase.__table__)
+    return sa.select(sa.func.coalesce(sa.func.sum(purchases.c.amount - purchases.c.refunded_amount), 0)).where(
+        purchases.c.partner_id == sa.bindparam("partner_id"),
+        purchases.c.currency == sa.bindparam("currency"),
+        purchases.c.occurred_at >= sa.bindparam("start", type_=UTCDateTime()),
+        purchases.c.occurred_at < sa.bindparam("at", type_=UTCDateTime()),
+    )
+
+
+_MONTH_REVENUE = _month_revenue_query()
+
+
+async def referred_revenue(session: AsyncSession, partner_id: int, *, currency: str, at: datetime) -> int:
+    """Net revenue (amount - refunded) of the partner's own customers' purchases this UTC month before `at`."""
     total = await session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Purchase.amount - Purchase.refunded_amount), 0)).where(
-            Purchase.partner_id == partner_id,
-            Purchase.currency == currency.upper(),
-            Purchase.occurred_at >= start,
-            Purchase.occurred_at < end,
-        )
+        _MONTH_REVENUE, {"partner_id": partner_id, "currency": currency.upper(), "start": month_start(at), "at": at}
     )
     return int(total or 0)
 
@@ -473,7 +480,7 @@ async def effective_rates(session: AsyncSession, partner: Partner, *, currency: 
     program = await get_program(session, partner.program_id)
     tier = card.tier
     negotiated = card.negotiated_level1_bps
-    revenue = await referred_revenue(session, partner.id, currency=program.currency, start=month_start(at), end=at)
+    revenue = await referred_revenue(session, partner.id, currency=program.currency, at=at)
     if negotiated is not None:
         level1 = negotiated
     else:

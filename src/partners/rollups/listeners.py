@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapper, ORMExecuteState, PassiveFlag, Session, Sessio
 from partners.commissions.models import Commission
 from partners.events.models import Purchase
 from partners.rollups import service
-from partners.tracking.models import Click, Customer, TrackingLink
+from partners.tracking.models import Click, Customer
 
 _COMMISSION_STATE = (
     Commission.id,
@@ -79,9 +79,15 @@ def _purchase_inserted(_mapper: Mapper[Any], _connection: Connection, purchase: 
     session = _session_of(purchase)
     if session is None or purchase.partner_id is None:
         return
-    values = (purchase.occurred_at, purchase.currency, purchase.amount, purchase.refunded_amount)
-    _purchase_delta(session, purchase.partner_id, values, +1)
-    service.pending(session).see_buyer(purchase.partner_id, purchase.customer_id, service.utc_day(purchase.occurred_at))
+    service.count_purchase(
+        session,
+        partner_id=purchase.partner_id,
+        customer_id=purchase.customer_id,
+        occurred_at=purchase.occurred_at,
+        currency=purchase.currency,
+        amount=purchase.amount,
+        refunded=purchase.refunded_amount,
+    )
 
 
 _PURCHASE_FIELDS = ("partner_id", "occurred_at", "currency", "amount", "refunded_amount", "customer_id")
@@ -118,14 +124,10 @@ def _link_signup(session: Session, connection: Connection, values: tuple[Any, ..
     partner_id, attributed_via, click_id, attributed_at, first_purchase_at = values
     if partner_id is None or attributed_via != "click" or click_id is None or attributed_at is None:
         return
-    link = connection.execute(
-        sa.select(Click.link_id, TrackingLink.partner_id)
-        .join(TrackingLink, TrackingLink.id == Click.link_id)
-        .where(Click.click_id == click_id)
-    ).first()
-    if link is None or link[1] != partner_id:
+    link_id = connection.execute(service.link_of_click(click_id, partner_id)).scalar()
+    if link_id is None:
         return
-    row = service.pending(session).link_days[(link[0], service.utc_day(attributed_at))]
+    row = service.pending(session).link_days[(link_id, service.utc_day(attributed_at))]
     row[2] += sign
     row[3] += sign if first_purchase_at is not None else 0
 

@@ -9,6 +9,7 @@ for each other in a cycle. A savepoint rolled back takes its deltas with it.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from partners.rollups.models import (
     PartnerDayRevenue,
     PartnerVisitor,
 )
+from partners.tracking.models import Click, TrackingLink
 
 PENDING_KEY = "partners.rollups.pending"
 CHUNK = 500
@@ -151,6 +153,52 @@ def record_clicks(session: Session, clicks: Iterable[Mapping[str, Any]]) -> None
             _see(deltas.link_visitors, (link_id, str(click["ip_hash"])), day)
 
 
+def count_purchase(
+    session: Session,
+    *,
+    partner_id: int,
+    customer_id: int,
+    occurred_at: datetime,
+    currency: str,
+    amount: int,
+    refunded: int = 0,
+) -> None:
+    """Count a new purchase of a partner's customer: revenue and buyers."""
+    day = utc_day(occurred_at)
+    deltas = pending(session)
+    row = deltas.revenue[(partner_id, day, currency)]
+    row[0] += 1
+    row[1] += amount
+    row[2] += refunded
+    deltas.see_buyer(partner_id, customer_id, day)
+
+
+def count_link_buyer(session: Session, link_id: int, attributed_at: datetime) -> None:
+    """A customer who signed up through the link's click has made its first purchase."""
+    pending(session).link_days[(link_id, utc_day(attributed_at))][3] += 1
+
+
+def count_new_commissions(session: Session, sale_day: date, commissions: Iterable[Mapping[str, Any]]) -> None:
+    """Count commissions inserted with Core: mappings with partner_id, currency, status, level, amount,
+    reversed_amount, as inserted into `commissions`."""
+    deltas = pending(session)
+    for commission in commissions:
+        key = (commission["partner_id"], sale_day, commission["currency"], commission["status"], commission["level"])
+        row = deltas.commissions[key]
+        row[0] += 1
+        row[1] += commission["amount"]
+        row[2] += commission["reversed_amount"]
+
+
+def link_of_click(click_id: str, partner_id: int) -> sa.Select[int]:
+    """The link a click came through, if that link is the partner's (signups count for their link)."""
+    return (
+        sa.select(Click.link_id)
+        .join(TrackingLink, TrackingLink.id == Click.link_id)
+        .where(Click.click_id == click_id, TrackingLink.partner_id == partner_id)
+    )
+
+
 # --- writing -------------------------------------------------------------------------------------------
 
 
@@ -164,17 +212,23 @@ def _chunks(items: Sequence[K], size: int = CHUNK) -> Iterator[Sequence[K]]:
         yield items[start : start + size]
 
 
+@functools.cache
+def _add_counts_statement(dialect: str, table: sa.Table, keys: tuple[str, ...], counters: tuple[str, ...]) -> Any:
+    """Built once per table: building the upsert (its SET clause) cost more than running it."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    return insert.on_conflict_do_update(
+        index_elements=list(keys), set_={name: table.c[name] + insert.excluded[name] for name in counters}
+    )
+
+
 def _add_counts(session: Session, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
     """Upsert adding each row's counters to the stored ones, in key order."""
     rows = [row for row in rows if any(row[name] for name in row if name not in keys)]
     if not rows:
         return
     rows.sort(key=lambda row: tuple(row[name] for name in keys))
-    insert = _insert(session, table)
-    counters = [name for name in rows[0] if name not in keys]
-    statement = insert.on_conflict_do_update(
-        index_elements=list(keys), set_={name: table.c[name] + insert.excluded[name] for name in counters}
-    )
+    counters = tuple(name for name in rows[0] if name not in keys)
+    statement = _add_counts_statement(session.get_bind().dialect.name, table, tuple(keys), counters)
     session.execute(statement, rows)
 
 

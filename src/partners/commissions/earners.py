@@ -1,0 +1,229 @@
+"""Who earns on a sale, and at which rate: the customer's partner (level 1) and up to two recruiters above it.
+
+The commission engine's hot path reads the whole chain in ONE query — each member with its tier, negotiated
+rates, program and whether it accepted its program's current agreement — instead of a dozen ORM loads
+(benchmark 2, bench/README.md). The rules are those of `programs.effective_rates`, `programs.hold_days_for`
+and `affiliates.can_earn`, and are tested against them:
+
+- a member earns only if approved and its program's current agreement (if any) is accepted;
+- level 1 earns its negotiated rate, else its tier's base rate lifted by the bonus steps its referred revenue
+  of the month reached (never above the ceiling); levels 2/3 earn their own level-2/3 rate (negotiated or the
+  tier's), only if their tier may recruit;
+- the hold is the tier's, plus the program's extra days while the member is new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from partners.affiliates.models import AgreementAcceptance, AgreementVersion, Partner
+from partners.commissions.rules import bonus_rate, within_duration
+from partners.events.models import Purchase
+from partners.programs.models import PartnerRateOverride, Program, Tier
+from partners.programs.service import referred_revenue
+
+MAX_LEVELS = 3
+
+_partners = cast(sa.Table, Partner.__table__)
+_tiers = cast(sa.Table, Tier.__table__)
+_programs = cast(sa.Table, Program.__table__)
+_overrides = cast(sa.Table, PartnerRateOverride.__table__)
+_versions = cast(sa.Table, AgreementVersion.__table__)
+_acceptances = cast(sa.Table, AgreementAcceptance.__table__)
+_purchases = cast(sa.Table, Purchase.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One partner of the chain, with everything its commission on a sale depends on."""
+
+    level: int
+    partner_id: int
+    referral_code: str
+    can_earn: bool
+    since: datetime  # approved (or, never approved, created): when "new partner" holds start
+    program_currency: str
+    new_partner_period_days: int
+    new_partner_extra_hold_days: int
+    tier_hold_days: int
+    base_rate_bps: int
+    ceiling_rate_bps: int
+    bonus_steps: list[dict[str, int]]
+    negotiated_level1_bps: int | None
+    level2_rate_bps: int  # the negotiated rate if there is one, else the tier's
+    level3_rate_bps: int
+    can_recruit: bool
+    commission_duration: str
+    commission_duration_value: int | None
+
+    @property
+    def needs_monthly_revenue(self) -> bool:
+        """Only a level-1 rate without a negotiated rate depends on the month's referred revenue."""
+        return self.level == 1 and self.negotiated_level1_bps is None and bool(self.bonus_steps)
+
+    def rate_bps(self, monthly_revenue: int) -> int:
+        """What this member earns at its level (0: nothing)."""
+        if not self.can_earn:
+            return 0
+        if self.level == 1:
+            if self.negotiated_level1_bps is not None:
+                return self.negotiated_level1_bps
+            return bonus_rate(self.base_rate_bps, self.ceiling_rate_bps, self.bonus_steps, monthly_revenue)
+        if not self.can_recruit:
+            return 0
+        return self.level2_rate_bps if self.level == 2 else self.level3_rate_bps
+
+    def hold_days(self, at: datetime) -> int:
+        is_new = at < self.since + timedelta(days=self.new_partner_period_days)
+        return self.tier_hold_days + (self.new_partner_extra_hold_days if is_new else 0)
+
+
+def _chain_query() -> sa.Select[Any]:
+    """The chain of `:partner_id` (level 1) and its recruiters, one row per level, level 1 first."""
+    anchor = sa.select(
+        _partners.c.id.label("partner_id"), sa.literal(1, sa.Integer).label("level"), _partners.c.parent_id
+    ).where(_partners.c.id == sa.bindparam("partner_id"))
+    chain = anchor.cte("chain", recursive=True)
+    above = _partners.alias("above")
+    chain = chain.union_all(
+        sa.select(above.c.id, chain.c.level + 1, above.c.parent_id).where(
+            above.c.id == chain.c.parent_id, chain.c.level < MAX_LEVELS
+        )
+    )
+    member = _partners.alias("member")
+    current_agreement = (
+        sa.select(_versions.c.id)
+        .where(_versions.c.program_id == member.c.program_id)
+        .order_by(_versions.c.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    accepted = sa.exists().where(
+        _acceptances.c.partner_id == member.c.id, _acceptances.c.agreement_version_id == current_agreement
+    )
+    return (
+        sa.select(
+            chain.c.level,
+            member.c.id,
+            member.c.referral_code,
+            member.c.status,
+            sa.func.coalesce(member.c.approved_at, member.c.created_at).label("since"),
+            current_agreement.label("agreement_id"),
+            accepted.label("accepted"),
+            _programs.c.currency,
+            _programs.c.new_partner_period_days,
+            _programs.c.new_partner_extra_hold_days,
+            _tiers.c.hold_days,
+            _tiers.c.base_rate_bps,
+            _tiers.c.ceiling_rate_bps,
+            _tiers.c.bonus_steps,
+            _overrides.c.base_rate_bps.label("negotiated_level1_bps"),
+            sa.func.coalesce(_overrides.c.level2_rate_bps, _tiers.c.level2_rate_bps).label("level2_rate_bps"),
+            sa.func.coalesce(_overrides.c.level3_rate_bps, _tiers.c.level3_rate_bps).label("level3_rate_bps"),
+            _tiers.c.can_recruit,
+            _tiers.c.commission_duration,
+            _tiers.c.commission_duration_value,
+        )
+        .select_from(chain)
+        .join(member, member.c.id == chain.c.partner_id)
+        .join(_tiers, _tiers.c.id == member.c.tier_id)
+        .join(_programs, _programs.c.id == member.c.program_id)
+        .outerjoin(_overrides, _overrides.c.partner_id == member.c.id)
+        .order_by(chain.c.level)
+    )
+
+
+_CHAIN = _chain_query()
+
+
+async def load_chain(session: AsyncSession, partner_id: int) -> list[Member]:
+    """The partner (level 1) and up to MAX_LEVELS - 1 recruiters above it."""
+    rows = await session.execute(_CHAIN, {"partner_id": partner_id})
+    return [
+        Member(
+            level=row.level,
+            partner_id=row.id,
+            referral_code=row.referral_code,
+            can_earn=row.status == "approved" and (row.agreement_id is None or bool(row.accepted)),
+            since=row.since,
+            program_currency=row.currency,
+            new_partner_period_days=row.new_partner_period_days,
+            new_partner_extra_hold_days=row.new_partner_extra_hold_days,
+            tier_hold_days=row.hold_days,
+            base_rate_bps=row.base_rate_bps,
+            ceiling_rate_bps=row.ceiling_rate_bps,
+            bonus_steps=row.bonus_steps,
+            negotiated_level1_bps=row.negotiated_level1_bps,
+            level2_rate_bps=row.level2_rate_bps,
+            level3_rate_bps=row.level3_rate_bps,
+            can_recruit=bool(row.can_recruit),
+            commission_duration=row.commission_duration,
+            commission_duration_value=row.commission_duration_value,
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """What the commission engine needs of a purchase."""
+
+    purchase_id: int
+    external_id: str
+    customer_id: int
+    partner_id: int  # the customer's partner: level 1
+    amount: int
+    currency: str
+    occurred_at: datetime
+    first_purchase_at: datetime  # the customer's first purchase, this one included
+
+
+@dataclass(frozen=True, slots=True)
+class Earner:
+    partner_id: int
+    level: int
+    rate_bps: int
+    hold_days: int
+
+
+_PURCHASE_INDEX = (
+    sa.select(sa.func.count())
+    .select_from(_purchases)
+    .where(_purchases.c.customer_id == sa.bindparam("customer_id"), _purchases.c.id <= sa.bindparam("purchase_id"))
+)
+
+
+async def still_pays(session: AsyncSession, level1: Member, sale: Sale) -> bool:
+    """Whether the customer still earns its partner commission (the level-1 tier's duration rule)."""
+    if level1.commission_duration == "lifetime":
+        return True
+    index = 0
+    if level1.commission_duration == "purchases":
+        found = await session.scalar(
+            _PURCHASE_INDEX, {"customer_id": sale.customer_id, "purchase_id": sale.purchase_id}
+        )
+        index = int(found or 0)
+    return within_duration(
+        level1.commission_duration, level1.commission_duration_value, sale.first_purchase_at, index, sale.occurred_at
+    )
+
+
+async def earners(session: AsyncSession, chain: list[Member], sale: Sale) -> list[Earner]:
+    """The members that earn on the sale, with their rate and hold (rate > 0 only)."""
+    revenue = 0
+    level1 = chain[0]
+    if level1.needs_monthly_revenue and level1.can_earn:
+        revenue = await referred_revenue(
+            session, level1.partner_id, currency=level1.program_currency, at=sale.occurred_at
+        )
+    paid = [(member, member.rate_bps(revenue)) for member in chain[:MAX_LEVELS]]
+    return [
+        Earner(member.partner_id, member.level, rate, member.hold_days(sale.occurred_at))
+        for member, rate in paid
+        if rate > 0
+    ]

@@ -1,0 +1,85 @@
+"""The chain read in one query (`commissions.earners`) agrees with the per-partner rules it replaces on the
+purchase path: `affiliates.can_earn`, `programs.effective_rates`, `programs.rate_card` and `hold_days_for`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from partners.affiliates import service as affiliates
+from partners.affiliates.models import Partner
+from partners.audit.service import Actor
+from partners.commissions.earners import Member, Sale, earners, load_chain
+from partners.db.session import Database
+from partners.programs import service as programs
+from partners.settings import Settings
+from tests.commissions.support import T0, make_customer, make_purchase
+from tests.factories import create_partner, create_program
+
+STAFF = Actor("staff", "1")
+
+
+async def _expected(session: AsyncSession, partner: Partner, level: int) -> tuple[bool, int, int]:
+    """(can earn, rate at its level, hold days) by the per-partner functions."""
+    can_earn = await affiliates.can_earn(session, partner)
+    rates = await programs.effective_rates(session, partner, currency="USD", at=T0)
+    card = await programs.rate_card(session, partner)
+    rate = rates.rate_for_level(level) if level == 1 or card.tier.can_recruit else 0
+    return can_earn, rate if can_earn else 0, rates.hold_days
+
+
+async def test_the_chain_query_agrees_with_the_per_partner_rules(database: Database, settings: Settings) -> None:
+    async with database.write() as session:
+        program, tiers = await create_program(
+            session, settings, new_partner_extra_hold_days=7, new_partner_period_days=90
+        )
+        tiers["enterprise"].can_recruit = False
+        top = await create_partner(session, program, tiers["enterprise"])  # may not recruit: earns no level 3
+        middle = await create_partner(session, program, tiers["pro"], parent=top)
+        child = await create_partner(session, program, tiers["starter"], parent=middle)
+        child.approved_at = T0 - timedelta(days=10)  # new: extra hold days
+        top.approved_at = T0 - timedelta(days=400)
+        middle.approved_at = T0 - timedelta(days=400)
+        await programs.set_override(
+            session, STAFF, middle.id, base_rate_bps=None, level2_rate_bps=450, level3_rate_bps=None, reason="deal"
+        )
+        customer = await make_customer(session, program, child)
+        await make_purchase(session, customer, 150_000, occurred_at=T0 - timedelta(hours=2))  # lifts the bonus
+        # An agreement: the child accepts it, the middle partner does not (so it cannot earn).
+        await affiliates.publish_agreement(session, program.id, title="Terms", body="...", actor=STAFF)
+        await affiliates.accept_agreement(session, child, 1, ip=None, user_agent=None, now=T0)
+        await session.flush()
+
+        chain = await load_chain(session, child.id)
+        sale = Sale(1, "p-1", customer.id, child.id, 10_000, "USD", T0, T0 - timedelta(hours=2))
+        found = {earner.level: earner for earner in await earners(session, chain, sale)}
+        expected = {
+            level: await _expected(session, partner, level)
+            for level, partner in enumerate((child, middle, top), start=1)
+        }
+
+    assert [(member.level, member.partner_id) for member in chain] == [(1, child.id), (2, middle.id), (3, top.id)]
+    for member in chain:
+        can_earn, rate, hold_days = expected[member.level]
+        assert member.can_earn == can_earn, member
+        assert member.hold_days(T0) == hold_days, member
+        assert (found[member.level].rate_bps if member.level in found else 0) == rate, member
+    # The figures themselves: the starter's bonus step (750 bps) and the extra hold; the middle partner has not
+    # accepted the agreement; the top partner's tier may not recruit.
+    assert {level: (earner.rate_bps, earner.hold_days) for level, earner in found.items()} == {1: (750, 37)}
+    assert expected[2][0] is False and expected[3][1] == 0
+
+
+async def test_a_chain_stops_at_three_levels_and_at_its_root(database: Database, settings: Settings) -> None:
+    async with database.write() as session:
+        program, tiers = await create_program(session, settings)
+        partners: list[Partner] = []
+        for _ in range(5):
+            parent = partners[-1] if partners else None
+            partners.append(await create_partner(session, program, tiers["pro"], parent=parent))
+        deep = await load_chain(session, partners[-1].id)
+        root = await load_chain(session, partners[0].id)
+    assert [member.partner_id for member in deep] == [partner.id for partner in reversed(partners[2:])]
+    assert [member.partner_id for member in root] == [partners[0].id]
+    assert all(isinstance(member, Member) for member in deep + root)
