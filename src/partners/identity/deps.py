@@ -21,7 +21,7 @@ from partners.identity import service
 from partners.identity.models import AuthSession, StaffUser, SubjectKind
 from partners.identity.principals import ApiKeyPrincipal, StaffPrincipal
 from partners.identity.roles import ensure_known_permission, ensure_known_scope
-from partners.kit.deps import READ_METHODS, SessionDep, SettingsDep, get_database
+from partners.kit.deps import READ_METHODS, SessionDep, SettingsDep, database_of
 from partners.kit.errors import Forbidden, Unauthorized
 from partners.settings import Settings
 
@@ -127,7 +127,7 @@ async def _record_use(
 ) -> None:
     """Write a last-used time. Safe methods run on a read-only unit of work, so they get their own."""
     if request.method in READ_METHODS:
-        async with get_database(request).write() as writer:
+        async with database_of(request).write() as writer:
             await write(writer)
     else:
         await write(session)

@@ -14,19 +14,26 @@ from partners.settings import Settings
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_database(request: Request) -> Database:
+def database_of(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_app_settings(request: Request) -> Settings:
+# The dependencies are `async def` although they do not await: FastAPI runs a plain `def` dependency in its
+# thread pool, a thread hop per request that cost the event loop more than the request's own work under load
+# (benchmark 2, bench/README.md).
+async def get_database(request: Request) -> Database:
+    return database_of(request)
+
+
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request; committed before the response is sent (scope="function")."""
-    database = get_database(request)
+    database = database_of(request)
     if request.method in READ_METHODS:
         async with database.read() as session:
             yield session

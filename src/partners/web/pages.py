@@ -35,7 +35,7 @@ from partners.identity.deps import CSRF_FORM_FIELD, CSRF_HEADER, authenticate_se
 from partners.identity.models import StaffUser
 from partners.identity.principals import StaffPrincipal
 from partners.identity.roles import has_permission
-from partners.kit.deps import get_database
+from partners.kit.deps import database_of
 from partners.kit.errors import AppError, Forbidden, Unauthorized, Unprocessable
 from partners.settings import Settings
 from partners.web.templating import templates
@@ -116,7 +116,7 @@ def settings_of(request: Request) -> Settings:
 @asynccontextmanager
 async def write_unit(request: Request) -> AsyncIterator[AsyncSession]:
     """A write transaction for a page action: committed at the end, rolled back on any error."""
-    async with get_database(request).write() as session:
+    async with database_of(request).write() as session:
         yield session
 
 
