@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -67,3 +73,32 @@ def test_plan_variables_parse_in_their_documented_format(monkeypatch: pytest.Mon
     assert str(settings.affiliate_commission_rates["pro"]) == "0.15"
     assert settings.payout_minimum_minor() == 5000
     assert settings.commission_calculation_frequency == "daily"
+
+
+def test_a_production_server_tunes_the_garbage_collector_and_others_do_not(tmp_path: Path) -> None:
+    """In a fresh interpreter (gc.freeze() is process-wide): the app's start-up in production freezes the
+    start-up objects and raises the young generation's threshold; a development app leaves the defaults."""
+    script = (
+        "import asyncio, gc, json\n"
+        "from partners.app import create_app\n"
+        "async def main():\n"
+        "    app = create_app()\n"
+        "    async with app.router.lifespan_context(app):\n"
+        "        print(json.dumps([gc.get_threshold()[0], gc.get_freeze_count() > 0]))\n"
+        "asyncio.run(main())\n"
+    )
+    found = {}
+    for environment in ("production", "development"):
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("PARTNERS_", "DATABASE_"))}
+        env.update(
+            PARTNERS_ENV=environment,
+            DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'gc.db'}",
+            SECRET_KEY="test-secret-key-0123456789abcdef",
+            PARTNERS_EMBEDDED_WORKER="false",
+            PARTNERS_BASE_URL="https://partners.example",
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True
+        )
+        found[environment] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"production": [50_000, True], "development": [700, False]}

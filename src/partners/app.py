@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,17 @@ class NotReady(AppError):
     type_slug = "not-ready"
 
 
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper collections once the app is loaded: the objects of the start-up (modules, routes, the
+    ORM's mappings) move out of the collector's sight, and the young generation is collected every 50,000
+    allocations instead of 700. Full collections walking every live object paused the event loop for up to
+    ~100 ms under load (the redirect's p99, benchmark 1). Production only: a test process creates hundreds of
+    apps, and what `gc.freeze()` hides is never collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(json=settings.environment == "production", level=settings.log_level)
@@ -41,6 +53,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
             worker = EmbeddedWorker(database, settings)
             await worker.start()
+        if settings.environment == "production":
+            tune_garbage_collector()
         try:
             yield
         finally:
