@@ -10,6 +10,7 @@ for each other in a cycle. A savepoint rolled back takes its deltas with it.
 from __future__ import annotations
 
 import functools
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -281,6 +282,11 @@ def _last_seen(
             )
 
 
+def _given(items: Iterable[tuple[int, Any, date]]) -> dict[str, str]:
+    """(owner, key, day) triples as the one JSON parameter of `_last_seen_postgres`'s statements."""
+    return {"given": json.dumps([{"o": owner, "k": key, "d": day.isoformat()} for owner, key, day in items])}
+
+
 def _last_seen_postgres(
     session: Session,
     table: sa.Table,
@@ -289,42 +295,33 @@ def _last_seen_postgres(
     histogram: defaultdict[DayKey, list[int]],
     slot: int,
 ) -> None:
-    """`_last_seen` for PostgreSQL in three set-based statements over arrays (`unnest`), whatever the number of
-    rows: rendering and sending hundreds of rows one by one blocked the click recorder's event loop."""
+    """`_last_seen` for PostgreSQL in three set-based statements over one JSON document each
+    (`json_to_recordset`), whatever the number of rows: rendering and sending hundreds of rows one by one
+    blocked the click recorder's event loop, and psycopg's Python array dumpers were the next cost."""
     owner, key = names
     key_type = "varchar" if isinstance(table.c[key].type, sa.String) else "bigint"
-    arrays = {
-        "owners": [item_owner for (item_owner, _key), _day in chunk],
-        "keys": [item_key for (_owner, item_key), _day in chunk],
-        "days": [day for _key, day in chunk],
-    }
-    given = f"unnest(CAST(:owners AS bigint[]), CAST(:keys AS {key_type}[]), CAST(:days AS date[])) AS given(o, k, d)"
+    given = f"json_to_recordset(CAST(:given AS json)) AS given(o bigint, k {key_type}, d date)"
     inserted = session.execute(
         sa.text(
             f"INSERT INTO {table.name} ({owner}, {key}, last_day) SELECT o, k, d FROM {given} "
             f"ON CONFLICT DO NOTHING RETURNING {owner}, {key}"
         ),
-        arrays,
+        _given((item_owner, item_key, day) for (item_owner, item_key), day in chunk),
     )
     new = {(int(row[0]), row[1]) for row in inserted}
     seen = {item: day for item, day in chunk}
     for item, day in chunk:
         if item in new:
             histogram[(item[0], day)][slot] += 1
-    rest = [(item, day) for item, day in chunk if item not in new]
+    rest = [(item_owner, item_key, day) for (item_owner, item_key), day in chunk if (item_owner, item_key) not in new]
     if not rest:
         return
-    arrays = {
-        "owners": [item[0] for item, _day in rest],
-        "keys": [item[1] for item, _day in rest],
-        "days": [day for _item, day in rest],
-    }
     found = session.execute(
         sa.text(
             f"SELECT t.{owner}, t.{key}, t.last_day FROM {table.name} t JOIN {given} "
             f"ON t.{owner} = given.o AND t.{key} = given.k ORDER BY t.{owner}, t.{key} FOR UPDATE OF t"
         ),
-        arrays,
+        _given(rest),
     )
     moves: list[tuple[int, Any, date]] = []
     for found_owner, found_key, stored in found:
@@ -339,11 +336,7 @@ def _last_seen_postgres(
                 f"UPDATE {table.name} t SET last_day = given.d FROM {given} "
                 f"WHERE t.{owner} = given.o AND t.{key} = given.k"
             ),
-            {
-                "owners": [move[0] for move in moves],
-                "keys": [move[1] for move in moves],
-                "days": [move[2] for move in moves],
-            },
+            _given(moves),
         )
 
 
