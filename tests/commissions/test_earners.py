@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.affiliates import service as affiliates
 from partners.affiliates.models import Partner
 from partners.audit.service import Actor
+from partners.commissions import accounts
 from partners.commissions.earners import Member, Sale, earners, load_chain
+from partners.commissions.service import create_commissions_for_purchase
 from partners.db.session import Database
 from partners.programs import service as programs
 from partners.settings import Settings
@@ -51,16 +53,20 @@ async def test_the_chain_query_agrees_with_the_per_partner_rules(database: Datab
         await affiliates.accept_agreement(session, child, 1, ip=None, user_agent=None, now=T0)
         await session.flush()
 
-        chain = await load_chain(session, child.id)
+        chain = await load_chain(session, child.id, currency="USD", at=T0)
         sale = Sale(1, "p-1", customer.id, child.id, 10_000, "USD", T0, T0 - timedelta(hours=2))
-        found = {earner.level: earner for earner in await earners(session, chain, sale)}
+        found = {earner.level: earner for earner in earners(chain, sale)}
         expected = {
             level: await _expected(session, partner, level)
             for level, partner in enumerate((child, middle, top), start=1)
         }
 
-    assert [(member.level, member.partner_id) for member in chain] == [(1, child.id), (2, middle.id), (3, top.id)]
-    for member in chain:
+    assert [(member.level, member.partner_id) for member in chain.members] == [
+        (1, child.id),
+        (2, middle.id),
+        (3, top.id),
+    ]
+    for member in chain.members:
         can_earn, rate, hold_days = expected[member.level]
         assert member.can_earn == can_earn, member
         assert member.hold_days(T0) == hold_days, member
@@ -78,8 +84,31 @@ async def test_a_chain_stops_at_three_levels_and_at_its_root(database: Database,
         for _ in range(5):
             parent = partners[-1] if partners else None
             partners.append(await create_partner(session, program, tiers["pro"], parent=parent))
-        deep = await load_chain(session, partners[-1].id)
-        root = await load_chain(session, partners[0].id)
+        deep = (await load_chain(session, partners[-1].id, currency="USD", at=T0)).members
+        root = (await load_chain(session, partners[0].id, currency="USD", at=T0)).members
     assert [member.partner_id for member in deep] == [partner.id for partner in reversed(partners[2:])]
     assert [member.partner_id for member in root] == [partners[0].id]
     assert all(isinstance(member, Member) for member in deep + root)
+
+
+async def test_the_chain_carries_the_ledger_accounts_once_they_are_opened(
+    database: Database, settings: Settings
+) -> None:
+    async with database.write() as session:
+        program, tiers = await create_program(session, settings)
+        parent = await create_partner(session, program, tiers["pro"])
+        child = await create_partner(session, program, tiers["pro"], parent=parent)
+        customer = await make_customer(session, program, child)
+        before = await load_chain(session, child.id, currency="USD", at=T0)
+        purchase = await make_purchase(session, customer, 10_000)
+        paid = await create_commissions_for_purchase(session, purchase=purchase, customer=customer, now=T0)
+        after = await load_chain(session, child.id, currency="USD", at=T0)
+        in_euros = await load_chain(session, child.id, currency="EUR", at=T0)
+        pending = {p.id: (await accounts.earnings_pending_account(session, p.id, "USD")).id for p in (child, parent)}
+        expense = (await accounts.commission_expense_account(session, "USD")).id
+    assert [member.pending_account for member in before.members] == [None, None] and before.expense_account is None
+    assert [(c.partner_id, c.level) for c in paid] == [(child.id, 1), (parent.id, 2)]
+    assert {m.partner_id: m.pending_account.id for m in after.members if m.pending_account} == pending
+    assert after.expense_account is not None and after.expense_account.id == expense
+    assert after.expense_account.kept_as_sum and not after.members[0].pending_account.kept_as_sum  # type: ignore[union-attr]
+    assert in_euros.expense_account is None and all(m.pending_account is None for m in in_euros.members)

@@ -20,8 +20,11 @@ EARNINGS_AVAILABLE = "earnings_available"
 COMMISSION_EXPENSE = "commission_expense"
 
 
+PARTNER_OWNER_PREFIX = "partner:"
+
+
 def partner_owner(partner_id: int) -> str:
-    return f"partner:{partner_id}"
+    return f"{PARTNER_OWNER_PREFIX}{partner_id}"
 
 
 async def earnings_pending_account(session: AsyncSession, partner_id: int, currency: str) -> LedgerAccount:

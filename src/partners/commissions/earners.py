@@ -22,10 +22,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.affiliates.models import AgreementAcceptance, AgreementVersion, Partner
+from partners.commissions.accounts import COMMISSION_EXPENSE, EARNINGS_PENDING, PARTNER_OWNER_PREFIX, PLATFORM_OWNER
 from partners.commissions.rules import bonus_rate, within_duration
+from partners.db.types import UTCDateTime
 from partners.events.models import Purchase
+from partners.ledger.models import LedgerAccount
+from partners.ledger.schemas import AccountRef
 from partners.programs.models import PartnerRateOverride, Program, Tier
-from partners.programs.service import referred_revenue
+from partners.programs.service import month_start
 
 MAX_LEVELS = 3
 
@@ -36,6 +40,7 @@ _overrides = cast(sa.Table, PartnerRateOverride.__table__)
 _versions = cast(sa.Table, AgreementVersion.__table__)
 _acceptances = cast(sa.Table, AgreementAcceptance.__table__)
 _purchases = cast(sa.Table, Purchase.__table__)
+_accounts = cast(sa.Table, LedgerAccount.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,20 +65,18 @@ class Member:
     can_recruit: bool
     commission_duration: str
     commission_duration_value: int | None
+    monthly_revenue: int  # level 1 without a negotiated rate: its referred revenue this month before the sale
+    pending_account: AccountRef | None  # its earnings_pending account in the sale's currency, if opened yet
 
     @property
-    def needs_monthly_revenue(self) -> bool:
-        """Only a level-1 rate without a negotiated rate depends on the month's referred revenue."""
-        return self.level == 1 and self.negotiated_level1_bps is None and bool(self.bonus_steps)
-
-    def rate_bps(self, monthly_revenue: int) -> int:
+    def rate_bps(self) -> int:
         """What this member earns at its level (0: nothing)."""
         if not self.can_earn:
             return 0
         if self.level == 1:
             if self.negotiated_level1_bps is not None:
                 return self.negotiated_level1_bps
-            return bonus_rate(self.base_rate_bps, self.ceiling_rate_bps, self.bonus_steps, monthly_revenue)
+            return bonus_rate(self.base_rate_bps, self.ceiling_rate_bps, self.bonus_steps, self.monthly_revenue)
         if not self.can_recruit:
             return 0
         return self.level2_rate_bps if self.level == 2 else self.level3_rate_bps
@@ -83,8 +86,13 @@ class Member:
         return self.tier_hold_days + (self.new_partner_extra_hold_days if is_new else 0)
 
 
+def _account_columns(account: sa.FromClause, prefix: str) -> list[sa.ColumnElement[Any]]:
+    return [account.c[name].label(f"{prefix}_{name}") for name in ("id", "may_go_negative", "kept_as_sum")]
+
+
 def _chain_query() -> sa.Select[Any]:
-    """The chain of `:partner_id` (level 1) and its recruiters, one row per level, level 1 first."""
+    """The chain of `:partner_id` (level 1) and its recruiters, one row per level, level 1 first; with level 1's
+    referred revenue in [:month_start, :at) and the ledger accounts a sale in :currency posts to."""
     anchor = sa.select(
         _partners.c.id.label("partner_id"), sa.literal(1, sa.Integer).label("level"), _partners.c.parent_id
     ).where(_partners.c.id == sa.bindparam("partner_id"))
@@ -106,6 +114,20 @@ def _chain_query() -> sa.Select[Any]:
     accepted = sa.exists().where(
         _acceptances.c.partner_id == member.c.id, _acceptances.c.agreement_version_id == current_agreement
     )
+    month_revenue = (
+        sa.select(sa.func.coalesce(sa.func.sum(_purchases.c.amount - _purchases.c.refunded_amount), 0))
+        .where(
+            _purchases.c.partner_id == member.c.id,
+            _purchases.c.currency == _programs.c.currency,
+            _purchases.c.occurred_at >= sa.bindparam("month_start", type_=UTCDateTime()),
+            _purchases.c.occurred_at < sa.bindparam("at", type_=UTCDateTime()),
+        )
+        .scalar_subquery()
+    )
+    needs_revenue = sa.and_(chain.c.level == 1, _overrides.c.base_rate_bps.is_(None))
+    pending = _accounts.alias("pending")
+    expense = _accounts.alias("expense")
+    currency = sa.bindparam("currency", type_=sa.String)
     return (
         sa.select(
             chain.c.level,
@@ -128,12 +150,29 @@ def _chain_query() -> sa.Select[Any]:
             _tiers.c.can_recruit,
             _tiers.c.commission_duration,
             _tiers.c.commission_duration_value,
+            sa.case((needs_revenue, month_revenue), else_=0).label("monthly_revenue"),
+            *_account_columns(pending, "pending"),
+            *_account_columns(expense, "expense"),
         )
         .select_from(chain)
         .join(member, member.c.id == chain.c.partner_id)
         .join(_tiers, _tiers.c.id == member.c.tier_id)
         .join(_programs, _programs.c.id == member.c.program_id)
         .outerjoin(_overrides, _overrides.c.partner_id == member.c.id)
+        .outerjoin(
+            pending,
+            sa.and_(
+                pending.c.owner == sa.literal(PARTNER_OWNER_PREFIX) + sa.cast(member.c.id, sa.String),
+                pending.c.kind == EARNINGS_PENDING,
+                pending.c.currency == currency,
+            ),
+        )
+        .outerjoin(
+            expense,
+            sa.and_(
+                expense.c.owner == PLATFORM_OWNER, expense.c.kind == COMMISSION_EXPENSE, expense.c.currency == currency
+            ),
+        )
         .order_by(chain.c.level)
     )
 
@@ -141,10 +180,34 @@ def _chain_query() -> sa.Select[Any]:
 _CHAIN = _chain_query()
 
 
-async def load_chain(session: AsyncSession, partner_id: int) -> list[Member]:
-    """The partner (level 1) and up to MAX_LEVELS - 1 recruiters above it."""
-    rows = await session.execute(_CHAIN, {"partner_id": partner_id})
-    return [
+@dataclass(frozen=True, slots=True)
+class Chain:
+    members: list[Member]  # level 1 first
+    expense_account: AccountRef | None  # commission_expense in the sale's currency, if opened yet
+
+
+def _account(row: Any, prefix: str, kind: str, currency: str) -> AccountRef | None:
+    account_id = getattr(row, f"{prefix}_id")
+    if account_id is None:
+        return None
+    return AccountRef(
+        id=account_id,
+        kind=kind,
+        currency=currency,
+        may_go_negative=bool(getattr(row, f"{prefix}_may_go_negative")),
+        kept_as_sum=bool(getattr(row, f"{prefix}_kept_as_sum")),
+    )
+
+
+async def load_chain(session: AsyncSession, partner_id: int, *, currency: str, at: datetime) -> Chain:
+    """The partner (level 1) and up to MAX_LEVELS - 1 recruiters above it, for a sale in `currency` at `at`."""
+    currency = currency.upper()
+    rows = (
+        await session.execute(
+            _CHAIN, {"partner_id": partner_id, "currency": currency, "month_start": month_start(at), "at": at}
+        )
+    ).all()
+    members = [
         Member(
             level=row.level,
             partner_id=row.id,
@@ -164,9 +227,13 @@ async def load_chain(session: AsyncSession, partner_id: int) -> list[Member]:
             can_recruit=bool(row.can_recruit),
             commission_duration=row.commission_duration,
             commission_duration_value=row.commission_duration_value,
+            monthly_revenue=int(row.monthly_revenue or 0),
+            pending_account=_account(row, "pending", EARNINGS_PENDING, currency),
         )
         for row in rows
     ]
+    expense = _account(rows[0], "expense", COMMISSION_EXPENSE, currency) if rows else None
+    return Chain(members, expense)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,17 +280,10 @@ async def still_pays(session: AsyncSession, level1: Member, sale: Sale) -> bool:
     )
 
 
-async def earners(session: AsyncSession, chain: list[Member], sale: Sale) -> list[Earner]:
+def earners(chain: Chain, sale: Sale) -> list[Earner]:
     """The members that earn on the sale, with their rate and hold (rate > 0 only)."""
-    revenue = 0
-    level1 = chain[0]
-    if level1.needs_monthly_revenue and level1.can_earn:
-        revenue = await referred_revenue(
-            session, level1.partner_id, currency=level1.program_currency, at=sale.occurred_at
-        )
-    paid = [(member, member.rate_bps(revenue)) for member in chain[:MAX_LEVELS]]
     return [
-        Earner(member.partner_id, member.level, rate, member.hold_days(sale.occurred_at))
-        for member, rate in paid
-        if rate > 0
+        Earner(member.partner_id, member.level, member.rate_bps, member.hold_days(sale.occurred_at))
+        for member in chain.members[:MAX_LEVELS]
+        if member.rate_bps > 0
     ]

@@ -31,14 +31,14 @@ from partners.affiliates import service as affiliates
 from partners.affiliates.models import Partner
 from partners.audit.service import Actor, record
 from partners.commissions import accounts
-from partners.commissions.earners import Earner, Member, Sale, earners, load_chain, still_pays
+from partners.commissions.earners import Chain, Earner, Sale, earners, load_chain, still_pays
 from partners.commissions.models import Commission, CommissionAdjustment
 from partners.commissions.rules import reversal_delta, split_commissions
 from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.ledger import service as ledger
 from partners.ledger.models import LedgerAccount, LedgerTransaction
-from partners.ledger.schemas import Posting
+from partners.ledger.schemas import AccountRef, Posting
 from partners.rollups import service as rollups
 from partners.tracking.models import Customer
 
@@ -149,19 +149,19 @@ def _shares(amount: int, paid: list[Earner]) -> list[int]:
         raise Unprocessable(f"the chain's commission rates cannot be paid: {error}", field="amount") from error
 
 
-async def pay_commissions(
-    session: AsyncSession, sale: Sale, chain: list[Member], *, now: datetime
-) -> list[NewCommission]:
+async def pay_commissions(session: AsyncSession, sale: Sale, chain: Chain, *, now: datetime) -> list[NewCommission]:
     """The pending commissions of a new sale and their one ledger transaction, written with statements built
-    once (the purchase hot path). `chain` is `earners.load_chain(sale.partner_id)`."""
-    if not chain or not await still_pays(session, chain[0], sale):
+    once (the purchase hot path). `chain` is `earners.load_chain` of the sale's partner, currency and time."""
+    if not chain.members or not await still_pays(session, chain.members[0], sale):
         return []
-    found = await earners(session, chain, sale)
+    found = earners(chain, sale)
     paid = [(earner, share) for earner, share in zip(found, _shares(sale.amount, found), strict=True) if share > 0]
     if not paid:
         return []
     # The ledger transaction first, so the commissions are inserted with its id (no UPDATE after).
-    transaction_id = await _post_commissions(session, sale, [(earner.partner_id, share) for earner, share in paid])
+    transaction_id = await _post_commissions(
+        session, sale, chain, [(earner.partner_id, share) for earner, share in paid]
+    )
     rows: list[dict[str, Any]] = [
         {
             "purchase_id": sale.purchase_id,
@@ -182,7 +182,7 @@ async def pay_commissions(
     ]
     await session.execute(_INSERT_COMMISSIONS, rows)
     rollups.count_new_commissions(session.sync_session, rollups.utc_day(sale.occurred_at), rows)
-    codes = {member.partner_id: member.referral_code for member in chain}
+    codes = {member.partner_id: member.referral_code for member in chain.members}
     return [
         NewCommission(earner.partner_id, codes[earner.partner_id], earner.level, share, sale.currency, "pending")
         for earner, share in paid
@@ -210,13 +210,22 @@ async def create_commissions_for_purchase(
         occurred_at=purchase.occurred_at,
         first_purchase_at=customer.first_purchase_at or purchase.occurred_at,
     )
-    await pay_commissions(session, sale, await load_chain(session, customer.partner_id), now=now)
+    chain = await load_chain(session, customer.partner_id, currency=purchase.currency, at=purchase.occurred_at)
+    await pay_commissions(session, sale, chain, now=now)
     return await commissions_for_purchase(session, purchase.id)
 
 
-async def _post_commissions(session: AsyncSession, sale: Sale, shares: list[tuple[int, int]]) -> int:
-    """One transaction: commission_expense pays each (partner id, share) into its earnings_pending."""
-    expense, pending = await accounts.commission_accounts(session, [partner for partner, _ in shares], sale.currency)
+async def _post_commissions(session: AsyncSession, sale: Sale, chain: Chain, shares: list[tuple[int, int]]) -> int:
+    """One transaction: commission_expense pays each (partner id, share) into its earnings_pending. The
+    accounts come with the chain; the first sale in a currency (or a partner's first commission) opens them."""
+    expense: LedgerAccount | AccountRef | None = chain.expense_account
+    pending: dict[int, LedgerAccount | AccountRef] = {
+        member.partner_id: member.pending_account for member in chain.members if member.pending_account is not None
+    }
+    partner_ids = [partner for partner, _ in shares]
+    if expense is None or any(partner not in pending for partner in partner_ids):
+        expense, opened = await accounts.commission_accounts(session, partner_ids, sale.currency)
+        pending.update(opened)
     postings = [Posting(expense, -sum(share for _, share in shares))]
     postings += [Posting(pending[partner], share) for partner, share in shares]
     return await ledger.post(

@@ -230,8 +230,8 @@ async def record_purchase(session: AsyncSession, event: PurchaseIn, *, now: date
                 currency=event.currency,
                 amount=event.amount,
             )
-            chain = await load_chain(session, customer.partner_id)
-            level1_code = chain[0].referral_code
+            chain = await load_chain(session, customer.partner_id, currency=event.currency, at=occurred_at)
+            level1_code = chain.members[0].referral_code
             sale = Sale(
                 purchase_id=purchase_id,
                 external_id=event.external_id,

@@ -9,11 +9,23 @@ from pydantic import BaseModel
 from partners.ledger.models import LedgerAccount
 
 
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    """What posting to an account needs of it, read along with other rows (the purchase path's chain query)
+    instead of loading the ORM object."""
+
+    id: int
+    kind: str
+    currency: str
+    may_go_negative: bool
+    kept_as_sum: bool
+
+
 @dataclass(frozen=True)
 class Posting:
     """One leg of a journal transaction: `amount` is signed (credit positive) in the account's currency."""
 
-    account: LedgerAccount
+    account: LedgerAccount | AccountRef
     amount: int
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.db.types import utcnow
 from partners.kit.errors import Conflict, IdempotencyConflict, InsufficientFunds, NotFound, Unprocessable
 from partners.ledger.models import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransaction
-from partners.ledger.schemas import Balance, Posting
+from partners.ledger.schemas import AccountRef, Balance, Posting
 
 MAX_KEY_LENGTH = 200
 MAX_KIND_LENGTH = 64
@@ -149,7 +149,7 @@ _INSERT_TRANSACTION = {
 
 async def _change_balance(
     session: AsyncSession,
-    account: LedgerAccount,
+    account: LedgerAccount | AccountRef,
     *,
     posted: int = 0,
     pending_debits: int = 0,
