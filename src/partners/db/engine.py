@@ -7,6 +7,7 @@ PostgreSQL: psycopg 3, READ COMMITTED; the ledger locks balance rows in a sorted
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,28 @@ def normalise_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# How each engine was made, so that `sibling_engine` can make another one like it.
+_RECIPES: weakref.WeakKeyDictionary[AsyncEngine, tuple[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         _configure_sqlite(engine)
-        return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    else:
+        options = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True, **kwargs}
+        engine = create_async_engine(url, **options)
+    _RECIPES[engine] = (url, kwargs)
+    return engine
+
+
+def sibling_engine(engine: AsyncEngine, **defaults: Any) -> AsyncEngine:
+    """Another engine on the same database with the same settings (`defaults` for those not given) and a
+    connection pool of its own."""
+    url, kwargs = _RECIPES[engine]
+    return create_engine(url, **{**defaults, **kwargs})
 
 
 def _ensure_sqlite_folder(url: str) -> None:

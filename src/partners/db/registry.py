@@ -1,5 +1,5 @@
 """Imports every domain's models so `Base.metadata` knows all tables (Alembic, tests, create_all), and the
-ORM listeners that keep derived tables (the rollups) in step with them."""
+ORM listeners that keep derived rows (balance rows credited at commit, the rollups) in step with them."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ MODEL_MODULES = (
     "partners.payouts.models",
     "partners.rollups.models",
 )
-LISTENER_MODULES = ("partners.rollups.listeners",)
+LISTENER_MODULES = ("partners.ledger.listeners", "partners.rollups.listeners")
 
 
 def load_all_models() -> None:

@@ -8,17 +8,25 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from partners.db.engine import WRITE_OPTION
+from partners.db.engine import WRITE_OPTION, sibling_engine
 from partners.db.registry import load_all_models
+
+# PostgreSQL connections per process: 10 + 20 for reads (engine.py) and these for writes.
+WRITE_POOL = {"pool_size": 5, "max_overflow": 10}
 
 
 class Database:
-    """An engine plus two session factories: writes (`BEGIN IMMEDIATE` on SQLite) and reads."""
+    """Two engines and their session factories: writes (`BEGIN IMMEDIATE` on SQLite) and reads.
+
+    Writes have a connection pool of their own: with one shared pool, a write waited for a connection behind
+    every read queued before it, and under a read-heavy load purchase events starved (benchmark 4,
+    bench/README.md)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         load_all_models()  # every table, and the listeners keeping the rollups in step
         self.engine = engine
-        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        pool = {} if engine.dialect.name == "sqlite" else WRITE_POOL
+        self._write_engine = sibling_engine(engine, **pool).execution_options(**{WRITE_OPTION: True})
         self.write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(engine, expire_on_commit=False)
         # SQLite has one writer at a time. This process's write units of work take turns here, in order, instead
@@ -46,4 +54,5 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        await self._write_engine.dispose()
         await self.engine.dispose()

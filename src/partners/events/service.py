@@ -195,74 +195,6 @@ def _give_welcome_reward(program: Program, customer: Customer, now: datetime) ->
 # --- purchase ------------------------------------------------------------------------------------------
 
 
-async def record_purchase(session: AsyncSession, event: PurchaseIn, *, now: datetime) -> EventResult:
-    """Record the purchase and, in the same transaction, the commissions of up to three levels.
-
-    The busiest write of the platform (benchmark 2): statements built once, Core rows instead of ORM objects,
-    the chain read in one query; the rollups are counted here (`rollups.service`), not by the ORM listeners."""
-
-    async def work() -> EventResult:
-        customer = (await session.execute(_LOCK_CUSTOMER, {"external_id": event.customer})).one_or_none()
-        if customer is None:
-            raise NotFound(
-                f"customer {event.customer!r} is unknown: send its signup first, then this purchase again",
-                field="customer",
-            )
-        occurred_at = event.occurred_at or now
-        first_purchase = customer.first_purchase_at is None
-        first_purchase_at = occurred_at if first_purchase else min(occurred_at, customer.first_purchase_at)
-        purchase_id = await _insert_purchase(session, event, customer.id, customer.partner_id, occurred_at, now)
-        if first_purchase_at != customer.first_purchase_at:
-            # ORM-enabled, so that a Customer loaded in this session follows.
-            await session.execute(
-                sa.update(Customer).where(Customer.id == customer.id).values(first_purchase_at=first_purchase_at)
-            )
-        if first_purchase and customer.attributed_via == "click":
-            await _count_link_buyer(session, customer.partner_id, customer.click_id, customer.attributed_at)
-        created: list[commissions.NewCommission] = []
-        level1_code = None
-        if customer.partner_id is not None:
-            rollups.count_purchase(
-                session.sync_session,
-                partner_id=customer.partner_id,
-                customer_id=customer.id,
-                occurred_at=occurred_at,
-                currency=event.currency,
-                amount=event.amount,
-            )
-            chain = await load_chain(session, customer.partner_id, currency=event.currency, at=occurred_at)
-            level1_code = chain.members[0].referral_code
-            sale = Sale(
-                purchase_id=purchase_id,
-                external_id=event.external_id,
-                customer_id=customer.id,
-                partner_id=customer.partner_id,
-                amount=event.amount,
-                currency=event.currency,
-                occurred_at=occurred_at,
-                first_purchase_at=first_purchase_at,
-            )
-            created = await commissions.pay_commissions(session, sale, chain, now=now)
-        body = PurchaseOut(
-            purchase_id=purchase_id,
-            external_id=event.external_id,
-            customer_id=customer.id,
-            partner=level1_code,
-            amount=event.amount,
-            currency=event.currency,
-            first_purchase=first_purchase,
-            commissions=[
-                CommissionOut(
-                    partner=c.referral_code, level=c.level, amount=c.amount, currency=c.currency, status=c.status
-                )
-                for c in created
-            ],
-        )
-        return _answer(201, body)
-
-    return await _once(session, "purchase", event, work)
-
-
 _customers = cast(sa.Table, Customer.__table__)
 _purchases = cast(sa.Table, Purchase.__table__)
 _LOCK_CUSTOMER = (
@@ -275,13 +207,108 @@ _LOCK_CUSTOMER = (
         _customers.c.attributed_at,
     )
     .where(_customers.c.external_id == sa.bindparam("external_id"))
-    # Its purchases are numbered one after the other (first purchase, duration rules).
     .with_for_update()
 )
 _INSERT_PURCHASE = {
     name: dialect.insert(_purchases).on_conflict_do_nothing(index_elements=["external_id"]).returning(_purchases.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+
+
+@dataclass(frozen=True, slots=True)
+class _Buyer:
+    """The customer of a purchase, as locked for it."""
+
+    id: int
+    partner_id: int | None
+    first_purchase_at: datetime | None
+    attributed_via: str | None
+    click_id: str | None
+    attributed_at: datetime | None
+
+
+async def record_purchase(session: AsyncSession, event: PurchaseIn, *, now: datetime) -> EventResult:
+    """Record the purchase and, in the same transaction, the commissions of up to three levels.
+
+    The busiest write of the platform (benchmark 2): statements built once, Core rows instead of ORM objects,
+    the chain read in one query; the rollups are counted here (`rollups.service`), not by the ORM listeners."""
+
+    async def work() -> EventResult:
+        customer = await _lock_customer(session, event.customer)
+        if customer is None:
+            raise NotFound(
+                f"customer {event.customer!r} is unknown: send its signup first, then this purchase again",
+                field="customer",
+            )
+        occurred_at = event.occurred_at or now
+        purchase_id = await _insert_purchase(session, event, customer.id, customer.partner_id, occurred_at, now)
+        first_purchase_at = await _move_first_purchase(session, customer, occurred_at)
+        level1_code: str | None = None
+        created: list[commissions.NewCommission] = []
+        if customer.partner_id is not None:
+            sale = Sale(
+                purchase_id=purchase_id,
+                external_id=event.external_id,
+                customer_id=customer.id,
+                partner_id=customer.partner_id,
+                amount=event.amount,
+                currency=event.currency,
+                occurred_at=occurred_at,
+                first_purchase_at=first_purchase_at,
+            )
+            level1_code, created = await _pay_partners(session, sale, now)
+        body = PurchaseOut(
+            purchase_id=purchase_id,
+            external_id=event.external_id,
+            customer_id=customer.id,
+            partner=level1_code,
+            amount=event.amount,
+            currency=event.currency,
+            first_purchase=customer.first_purchase_at is None,
+            commissions=[
+                CommissionOut(
+                    partner=c.referral_code, level=c.level, amount=c.amount, currency=c.currency, status=c.status
+                )
+                for c in created
+            ],
+        )
+        return _answer(201, body)
+
+    return await _once(session, "purchase", event, work)
+
+
+async def _lock_customer(session: AsyncSession, external_id: str) -> _Buyer | None:
+    """Locked: its purchases are numbered one after the other (first purchase, duration rules)."""
+    row = (await session.execute(_LOCK_CUSTOMER, {"external_id": external_id})).one_or_none()
+    return _Buyer(*row) if row is not None else None
+
+
+async def _move_first_purchase(session: AsyncSession, customer: _Buyer, occurred_at: datetime) -> datetime:
+    """The customer's first purchase, this one included (moved earlier by a late-sent older purchase); a
+    customer who signed up through one of its partner's links becomes, at its first purchase, a buyer of it."""
+    if customer.first_purchase_at is not None and customer.first_purchase_at <= occurred_at:
+        return customer.first_purchase_at
+    # ORM-enabled, so that a Customer loaded in this session follows.
+    await session.execute(sa.update(Customer).where(Customer.id == customer.id).values(first_purchase_at=occurred_at))
+    if customer.first_purchase_at is None and customer.attributed_via == "click":
+        await _count_link_buyer(session, customer.partner_id, customer.click_id, customer.attributed_at)
+    return occurred_at
+
+
+async def _pay_partners(
+    session: AsyncSession, sale: Sale, now: datetime
+) -> tuple[str, list[commissions.NewCommission]]:
+    """Count the sale in the partner's rollups and pay its chain: (level 1's referral code, the commissions)."""
+    rollups.count_purchase(
+        session.sync_session,
+        partner_id=sale.partner_id,
+        customer_id=sale.customer_id,
+        occurred_at=sale.occurred_at,
+        currency=sale.currency,
+        amount=sale.amount,
+    )
+    chain = await load_chain(session, sale.partner_id, currency=sale.currency, at=sale.occurred_at)
+    return chain.members[0].referral_code, await commissions.pay_commissions(session, sale, chain, now=now)
 
 
 async def _insert_purchase(
