@@ -42,16 +42,36 @@ async def _posted(database: Database, account: LedgerAccount) -> tuple[int, int]
     return row, int(summed or 0)
 
 
+async def _row(session: AsyncSession, account: LedgerAccount) -> int:
+    """The balance row as stored, bypassing the ledger's reads."""
+    stored = await session.scalar(sa.select(LedgerAccount.posted).where(LedgerAccount.id == account.id))
+    return int(stored or 0)
+
+
 async def test_credits_reach_the_balance_rows_at_commit(database: Database) -> None:
     expense, first, second = await _accounts(database)
     async with database.write() as session:
         await _pay(session, "sale-1", expense, (first, 700), (second, 300))
         await _pay(session, "sale-2", expense, (first, 50))
-        inside = (await service.account_balance(session, first.id)).posted
-    assert inside == 0  # not yet: the row is locked and credited at commit
+        stored_before_commit = await _row(session, first)
+    assert stored_before_commit == 0  # not yet: credited (and locked) at commit
     assert await _posted(database, first) == (750, 750)
     assert await _posted(database, second) == (300, 300)
     assert await _posted(database, expense) == (-1050, -1050)
+
+
+async def test_the_unit_of_work_sees_its_own_credits_before_it_reads_or_debits(database: Database) -> None:
+    expense, first, _second = await _accounts(database)
+    async with database.write() as session:
+        await _pay(session, "sale", expense, (first, 500))
+        assert (await service.account_balance(session, first.id)).posted == 500
+        await _pay(session, "another sale", expense, (first, 20))
+        # A refund before the commit takes money back from the account: its floor sees the 520.
+        await service.transfer(
+            session, idempotency_key="refund", kind="reversal", source=first, destination=expense, amount=510
+        )
+        assert await _row(session, first) == 10
+    assert await _posted(database, first) == (10, 10)
 
 
 async def test_a_rolled_back_unit_of_work_takes_its_credits_with_it(database: Database) -> None:

@@ -21,8 +21,9 @@ Credits at commit: `post` (the purchase path) writes its entries at once but add
 rows when the unit of work commits (`ledger.listeners`), all of the transaction's together, in account id
 order. An upline partner is paid on every sale of its network, so its balance row is the hottest row of the
 platform: locked from mid-transaction to the commit, concurrent sales queued behind each other for the whole
-rest of each other's work (benchmark 4: seconds of p99); now they wait for the commit only. Until then, the
-balance of those accounts read inside the same transaction does not show the credits yet.
+rest of each other's work (benchmark 4: seconds of p99); now they wait for the commit only. A unit of work
+that reads or changes a balance row itself after such a posting (the demo loader records a purchase and its
+refund in one) applies its deferred credits first, so it always sees its own credits.
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ async def _change_balance(
     """Apply deltas to a balance row (taking its lock) and check the floor against the new value."""
     if account.kept_as_sum:
         return
+    await _settle(session)
     result = await session.execute(
         _CHANGE_BALANCE,
         {
@@ -264,9 +266,9 @@ async def _write_legs(
             for posting in postings
         ],
     )
-    deferred: dict[int, int] = session.sync_session.info.setdefault(DEFERRED_CREDITS_KEY, {})
     for posting in sorted(postings, key=lambda p: p.account.id):
         if credits_at_commit and posting.amount > 0 and not posting.account.kept_as_sum:
+            deferred: dict[int, int] = session.sync_session.info.setdefault(DEFERRED_CREDITS_KEY, {})
             deferred[posting.account.id] = deferred.get(posting.account.id, 0) + posting.amount
             continue
         await _change_balance(
@@ -278,8 +280,9 @@ async def _write_legs(
 
 
 def apply_deferred_credits(session: Session) -> None:
-    """Add the credits `post` deferred to their balance rows, in account id order (called at commit by
-    `ledger.listeners`). A credit cannot break a floor, so nothing is checked."""
+    """Add the credits `post` deferred to their balance rows, in account id order: at commit
+    (`ledger.listeners`), or before the unit of work reads or debits a balance row itself (`_settle`). A credit
+    cannot break a floor, so nothing is checked."""
     deferred: dict[int, int] = session.info.pop(DEFERRED_CREDITS_KEY, {})
     for account_id in sorted(deferred):
         parameters = {"account_id": account_id, "d_posted": deferred[account_id]}
@@ -607,7 +610,14 @@ async def _summed_balance(session: AsyncSession, account: LedgerAccount) -> Bala
     return Balance(account.id, account.currency, int(posted or 0), int(pending_debits or 0), int(pending_credits or 0))
 
 
+async def _settle(session: AsyncSession) -> None:
+    """The unit of work sees its own credits: apply those deferred before a balance row is read or changed."""
+    if session.sync_session.info.get(DEFERRED_CREDITS_KEY):
+        await session.run_sync(apply_deferred_credits)
+
+
 async def account_balance(session: AsyncSession, account_id: int) -> Balance:
+    await _settle(session)
     result = await session.execute(
         sa.select(LedgerAccount).where(LedgerAccount.id == account_id).execution_options(populate_existing=True)
     )
@@ -620,6 +630,7 @@ async def account_balance(session: AsyncSession, account_id: int) -> Balance:
 
 
 async def owner_balances(session: AsyncSession, owner: str) -> list[tuple[LedgerAccount, Balance]]:
+    await _settle(session)
     result = await session.execute(
         sa.select(LedgerAccount)
         .where(LedgerAccount.owner == owner)
