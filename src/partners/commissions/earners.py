@@ -24,12 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.affiliates.models import AgreementAcceptance, AgreementVersion, Partner
 from partners.commissions.accounts import COMMISSION_EXPENSE, EARNINGS_PENDING, PARTNER_OWNER_PREFIX, PLATFORM_OWNER
 from partners.commissions.rules import bonus_rate, within_duration
-from partners.db.types import UTCDateTime
 from partners.events.models import Purchase
 from partners.ledger.models import LedgerAccount
 from partners.ledger.schemas import AccountRef
 from partners.programs.models import PartnerRateOverride, Program, Tier
-from partners.programs.service import month_start
+from partners.programs.service import month_revenue, month_start
 
 MAX_LEVELS = 3
 
@@ -114,16 +113,6 @@ def _chain_query() -> sa.Select[Any]:
     accepted = sa.exists().where(
         _acceptances.c.partner_id == member.c.id, _acceptances.c.agreement_version_id == current_agreement
     )
-    month_revenue = (
-        sa.select(sa.func.coalesce(sa.func.sum(_purchases.c.amount - _purchases.c.refunded_amount), 0))
-        .where(
-            _purchases.c.partner_id == member.c.id,
-            _purchases.c.currency == _programs.c.currency,
-            _purchases.c.occurred_at >= sa.bindparam("month_start", type_=UTCDateTime()),
-            _purchases.c.occurred_at < sa.bindparam("at", type_=UTCDateTime()),
-        )
-        .scalar_subquery()
-    )
     needs_revenue = sa.and_(chain.c.level == 1, _overrides.c.base_rate_bps.is_(None))
     pending = _accounts.alias("pending")
     expense = _accounts.alias("expense")
@@ -150,7 +139,9 @@ def _chain_query() -> sa.Select[Any]:
             _tiers.c.can_recruit,
             _tiers.c.commission_duration,
             _tiers.c.commission_duration_value,
-            sa.case((needs_revenue, month_revenue), else_=0).label("monthly_revenue"),
+            sa.case((needs_revenue, month_revenue(member.c.id, _programs.c.currency)), else_=0).label(
+                "monthly_revenue"
+            ),
             *_account_columns(pending, "pending"),
             *_account_columns(expense, "expense"),
         )

@@ -445,23 +445,30 @@ def month_start(at: datetime) -> datetime:
     return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _month_revenue_query() -> sa.Select[Any]:
+def month_revenue(partner_id: Any, currency: Any) -> sa.ScalarSelect[Any]:
+    """Net revenue (amount - refunded) of the partner's own customers' purchases in [:month_start, :at), as a
+    scalar subquery (the caller binds `month_start` and `at`): the revenue that lifts a level-1 rate."""
     purchases = cast(sa.Table, Purchase.__table__)
-    return sa.select(sa.func.coalesce(sa.func.sum(purchases.c.amount - purchases.c.refunded_amount), 0)).where(
-        purchases.c.partner_id == sa.bindparam("partner_id"),
-        purchases.c.currency == sa.bindparam("currency"),
-        purchases.c.occurred_at >= sa.bindparam("start", type_=UTCDateTime()),
-        purchases.c.occurred_at < sa.bindparam("at", type_=UTCDateTime()),
+    return (
+        sa.select(sa.func.coalesce(sa.func.sum(purchases.c.amount - purchases.c.refunded_amount), 0))
+        .where(
+            purchases.c.partner_id == partner_id,
+            purchases.c.currency == currency,
+            purchases.c.occurred_at >= sa.bindparam("month_start", type_=UTCDateTime()),
+            purchases.c.occurred_at < sa.bindparam("at", type_=UTCDateTime()),
+        )
+        .scalar_subquery()
     )
 
 
-_MONTH_REVENUE = _month_revenue_query()
+_MONTH_REVENUE = sa.select(month_revenue(sa.bindparam("partner_id"), sa.bindparam("currency")))
 
 
 async def referred_revenue(session: AsyncSession, partner_id: int, *, currency: str, at: datetime) -> int:
     """Net revenue (amount - refunded) of the partner's own customers' purchases this UTC month before `at`."""
     total = await session.scalar(
-        _MONTH_REVENUE, {"partner_id": partner_id, "currency": currency.upper(), "start": month_start(at), "at": at}
+        _MONTH_REVENUE,
+        {"partner_id": partner_id, "currency": currency.upper(), "month_start": month_start(at), "at": at},
     )
     return int(total or 0)
 
