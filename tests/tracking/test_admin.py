@@ -7,6 +7,7 @@ from partners.db.session import Database
 from partners.identity.roles import Role
 from partners.settings import Settings
 from partners.tracking.models import Customer
+from tests.factories import host_headers
 from tests.tracking.conftest import World, staff_headers, stored_customer
 
 
@@ -104,3 +105,43 @@ async def test_reassigning_a_customer_is_audited_with_both_partners_and_the_reas
     no_partner = await client.post(url, headers=admin, json={"partner_id": 999_999, "reason": "typo"})
     assert no_partner.status_code == 404
     assert no_partner.json()["errors"][0]["field"] == "partner_id"
+
+
+async def test_staff_switch_a_coupon_off_and_it_stops_attributing(
+    client: httpx.AsyncClient, world: World, database: Database, settings: Settings
+) -> None:
+    admin = await staff_headers(database, settings, Role.ADMIN)
+    viewer = await staff_headers(database, settings, Role.VIEWER)
+    await client.post("/admin/coupons", headers=admin, json={"partner_id": world.alice.id, "code": "SPRING10"})
+
+    refused = await client.post("/admin/coupons/spring10/deactivate", headers=viewer)
+    assert refused.status_code == 403
+    off = await client.post("/admin/coupons/spring10/deactivate", headers=admin)  # any case
+    assert off.status_code == 200 and off.json()["active"] is False
+    unknown = await client.post("/admin/coupons/NOPE/deactivate", headers=admin)
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["field"] == "code"
+
+    host = await host_key(database, settings)
+    signup = await client.post(
+        "/events/signup",
+        headers=host,
+        json={"external_id": "c-coupon-off", "email": "off@example.com", "coupon_code": "SPRING10"},
+    )
+    assert signup.status_code == 201 and signup.json()["partner"] is None  # no longer attributes
+
+    on = await client.post("/admin/coupons/SPRING10/activate", headers=admin)
+    assert on.status_code == 200 and on.json()["active"] is True
+    again = await client.post(
+        "/events/signup",
+        headers=host,
+        json={"external_id": "c-coupon-on", "email": "on@example.com", "coupon_code": "SPRING10"},
+    )
+    assert again.json()["partner"] == world.alice.referral_code
+    async with database.read() as session:
+        actions = [entry.action for entry in await entries_for(session, "coupon", off.json()["id"])]
+    assert actions == ["coupon.created", "coupon.deactivated", "coupon.activated"]
+
+
+async def host_key(database: Database, settings: Settings) -> dict[str, str]:
+    async with database.write() as session:
+        return await host_headers(session, settings, "events:write")

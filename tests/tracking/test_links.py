@@ -135,3 +135,26 @@ async def test_a_partner_lists_only_their_own_links(
         "signups": 0,
         "customers": 0,
     }
+
+
+async def test_a_partner_switches_its_link_off_and_on_and_cannot_touch_anothers(
+    client: httpx.AsyncClient, visitor: httpx.AsyncClient, world: World, database: Database
+) -> None:
+    link = await add_link(database, world.alice, code="summer")
+    assert (await visitor.get("/r/summer")).status_code == 302
+
+    bobs_try = await client.post(f"/affiliate/links/{link.id}/deactivate", headers=world.bob_headers)
+    assert bobs_try.status_code == 404 and error_fields(bobs_try) == ["link_id"]
+    assert (await visitor.get("/r/summer")).status_code == 302  # Bob changed nothing
+
+    off = await client.post(f"/affiliate/links/{link.id}/deactivate", headers=world.alice_headers)
+    assert off.status_code == 200 and off.json()["active"] is False
+    assert (await visitor.get("/r/summer")).status_code == 404  # at once in this process (cache dropped)
+    listed = await client.get("/affiliate/links", headers=world.alice_headers)
+    assert [(item["code"], item["active"]) for item in listed.json()["items"]] == [("summer", False)]
+
+    on = await client.post(f"/affiliate/links/{link.id}/activate", headers=world.alice_headers)
+    assert on.status_code == 200 and on.json()["active"] is True
+    assert (await visitor.get("/r/summer")).status_code == 302
+    missing = await client.post("/affiliate/links/999999/activate", headers=world.alice_headers)
+    assert missing.status_code == 404

@@ -101,6 +101,26 @@ async def generate_link(
     return _link_out(settings, link, await service.referral_code_of(session, partner.partner_id))
 
 
+@router.post("/affiliate/links/{link_id}/deactivate", tags=["affiliate"])
+async def deactivate_link(
+    link_id: int, request: Request, partner: PartnerDep, session: SessionDep, settings: SettingsDep
+) -> LinkOut:
+    """Switch one of your links off: it answers 404 within 30 s; its history stays."""
+    link = await service.set_link_active(session, partner_id=partner.partner_id, link_id=link_id, active=False)
+    link_cache(request).discard(link.code)
+    return _link_out(settings, link, await service.referral_code_of(session, partner.partner_id))
+
+
+@router.post("/affiliate/links/{link_id}/activate", tags=["affiliate"])
+async def activate_link(
+    link_id: int, request: Request, partner: ApprovedPartnerDep, session: SessionDep, settings: SettingsDep
+) -> LinkOut:
+    """Switch one of your links on again."""
+    link = await service.set_link_active(session, partner_id=partner.partner_id, link_id=link_id, active=True)
+    link_cache(request).discard(link.code)
+    return _link_out(settings, link, await service.referral_code_of(session, partner.partner_id))
+
+
 @router.get("/affiliate/links", tags=["affiliate"])
 async def list_links(
     partner: PartnerDep,
@@ -144,6 +164,19 @@ async def my_coupons(partner: PartnerDep, session: SessionDep) -> list[CouponOut
 @router.post("/admin/coupons", status_code=status.HTTP_201_CREATED, tags=["admin"])
 async def create_coupon(body: CouponCreate, staff: PartnersWriter, session: SessionDep) -> CouponOut:
     coupon = await service.create_coupon(session, _staff_actor(staff), partner_id=body.partner_id, code=body.code)
+    return CouponOut.model_validate(coupon)
+
+
+@router.post("/admin/coupons/{code}/deactivate", tags=["admin"])
+async def deactivate_coupon(code: str, staff: PartnersWriter, session: SessionDep) -> CouponOut:
+    """Switch a coupon off: it no longer attributes new customers (those it brought stay bound). Audited."""
+    coupon = await service.set_coupon_active(session, _staff_actor(staff), code=code, active=False)
+    return CouponOut.model_validate(coupon)
+
+
+@router.post("/admin/coupons/{code}/activate", tags=["admin"])
+async def activate_coupon(code: str, staff: PartnersWriter, session: SessionDep) -> CouponOut:
+    coupon = await service.set_coupon_active(session, _staff_actor(staff), code=code, active=True)
     return CouponOut.model_validate(coupon)
 
 

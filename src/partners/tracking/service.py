@@ -209,6 +209,22 @@ async def create_link(session: AsyncSession, *, partner_id: int, data: LinkCreat
     return link
 
 
+async def set_link_active(session: AsyncSession, *, partner_id: int, link_id: int, active: bool) -> TrackingLink:
+    """A partner switches one of its own links off or on again. A link switched off answers 404 within the
+    link cache's time (30 s); its clicks, customers and commissions stay as they are."""
+    link = await session.scalar(
+        select(TrackingLink)
+        .where(TrackingLink.id == link_id, TrackingLink.partner_id == partner_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if link is None:
+        raise NotFound(f"link {link_id} not found", field="link_id")
+    link.active = active
+    await session.flush()
+    return link
+
+
 async def referral_code_of(session: AsyncSession, partner_id: int) -> str:
     partner, _program = await _partner_and_program(session, partner_id)
     return partner.referral_code
@@ -662,6 +678,28 @@ async def create_coupon(session: AsyncSession, actor: Actor, *, partner_id: int,
         subject_id=coupon.id,
         details={"code": code, "partner_id": partner_id},
     )
+    return coupon
+
+
+async def set_coupon_active(session: AsyncSession, actor: Actor, *, code: str, active: bool) -> Coupon:
+    """Staff switch a coupon off (it no longer attributes new customers; those it brought stay bound) or on."""
+    code = normalise_coupon(code)
+    coupon = await session.scalar(
+        select(Coupon).where(Coupon.code == code).with_for_update().execution_options(populate_existing=True)
+    )
+    if coupon is None:
+        raise NotFound(f"coupon {code!r} not found", field="code")
+    if coupon.active != active:
+        coupon.active = active
+        await session.flush()
+        await record(
+            session,
+            actor,
+            "coupon.activated" if active else "coupon.deactivated",
+            subject_type="coupon",
+            subject_id=coupon.id,
+            details={"code": code, "partner_id": coupon.partner_id},
+        )
     return coupon
 
 
