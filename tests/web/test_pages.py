@@ -276,3 +276,29 @@ async def test_a_partner_opens_a_missing_sale_dispute_and_adds_evidence(
     )
     assert refused.status_code == 422
     assert 'role="alert"' in refused.text
+
+
+async def test_a_partner_switches_a_link_off_and_on_from_the_links_page(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    await make_shop(database, settings)
+    page = await log_in_partner(client)
+    body = {"destination_url": "https://namaskah.app/pricing", "slug": "asha-off", "csrf_token": csrf_of(page)}
+    assert (await client.post("/portal/links", data=body)).status_code == 303
+    async with database.read() as session:
+        link_id = await session.scalar(sa.select(TrackingLink.id).where(TrackingLink.code == "asha-off"))
+    assert (await client.get("/r/asha-off")).status_code == 302
+
+    refused = await client.post(f"/portal/links/{link_id}/active", data={"active": "false"})
+    assert refused.status_code == 403  # no CSRF token
+    off = await client.post(f"/portal/links/{link_id}/active", data={"active": "false", "csrf_token": csrf_of(page)})
+    assert off.status_code == 303
+    listed = await client.get(off.headers["location"])
+    assert "Link switched off" in listed.text and "Switch on link asha-off" in listed.text
+    assert (await client.get("/r/asha-off")).status_code == 404
+
+    on = await client.post(f"/portal/links/{link_id}/active", data={"active": "true", "csrf_token": csrf_of(page)})
+    assert "Link switched on again" in (await client.get(on.headers["location"])).text
+    assert (await client.get("/r/asha-off")).status_code == 302
+    elsewhere = await client.post("/portal/links/999999/active", data={"active": "false", "csrf_token": csrf_of(page)})
+    assert elsewhere.status_code == 404

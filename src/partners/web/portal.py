@@ -63,6 +63,8 @@ NAV = (
 PERIODS = (("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("365d", "1 year"))
 NOTICES = {
     "link": "Your link is ready: copy it or download its QR code.",
+    "link-off": "Link switched off: it stops redirecting within a minute. Its numbers stay.",
+    "link-on": "Link switched on again.",
     "method": "Payout method saved. Unless it is platform credit, confirm it with the token we emailed you.",
     "confirmed": "Payout method confirmed.",
     "requested": "Payout requested. Finance pays requests in the next payout batch.",
@@ -312,6 +314,20 @@ async def create_link(request: Request) -> Response:
         context.update(values=values, errors=FormErrors.of(error))
         return render(request, "portal/links.html", context, status_code=422)
     return redirect(request, f"/portal/links?created={link.id}&done=link")
+
+
+@router.post("/portal/links/{link_id}/active")
+async def switch_link(link_id: int, request: Request) -> Response:
+    """Switch one of the partner's links off (`active=false`) or on again."""
+    form = await request.form()
+    active = text(form, "active", max_length=5) == "true"
+    async with write_unit(request) as session:
+        viewer = await partner_viewer(request, session)
+        if active:
+            ensure_approved(viewer)
+        link = await tracking.set_link_active(session, partner_id=viewer.partner.id, link_id=link_id, active=active)
+        _link_cache_discard(request, link.code)
+    return redirect(request, f"/portal/links?done=link-{'on' if active else 'off'}")
 
 
 # --- commissions ----------------------------------------------------------------------------------------
