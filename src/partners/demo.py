@@ -179,6 +179,7 @@ async def _partners(
             ip="127.0.0.1",
             user_agent="partners demo",
             now=start,
+            rate_limited=False,
         )
         partner.email_verified_at = start
         if person.approved:

@@ -80,7 +80,7 @@ async def test_login_is_rate_limited(
     assert 0 < int(limited.headers["retry-after"]) <= settings.login_rate_window_seconds
     async with database.read() as session:
         kinds = set(await session.scalars(sa.select(LoginAttempt.subject_kind)))
-    assert kinds == {"partner"}
+    assert kinds == {"partner", "registration"}  # the failed logins, and the application that created her
 
 
 async def test_a_banned_partner_cannot_log_in(

@@ -302,3 +302,17 @@ async def test_a_partner_switches_a_link_off_and_on_from_the_links_page(
     assert (await client.get("/r/asha-off")).status_code == 302
     elsewhere = await client.post("/portal/links/999999/active", data={"active": "false", "csrf_token": csrf_of(page)})
     assert elsewhere.status_code == 404
+
+
+async def test_the_reset_page_says_when_too_many_links_were_asked_for(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    await make_shop(database, settings)
+    page = await client.get("/portal/reset-password")
+    body = {"email": "asha@example.com", "csrf_token": csrf_of(page)}
+    for _ in range(settings.login_rate_limit):
+        sent = await client.post("/portal/reset-password/request", data=body)
+        assert sent.status_code == 200 and "Check your inbox" in sent.text
+    limited = await client.post("/portal/reset-password/request", data=body)
+    assert limited.status_code == 429
+    assert "Too many password-reset requests" in limited.text and "Send the link" in limited.text

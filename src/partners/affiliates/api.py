@@ -170,9 +170,9 @@ async def me(principal: PartnerDep, session: SessionDep, settings: SettingsDep) 
 
 @router.post("/affiliate/password-reset/request", status_code=status.HTTP_202_ACCEPTED, tags=["affiliates"])
 async def request_password_reset(
-    body: PasswordResetRequestIn, session: SessionDep, settings: SettingsDep
+    body: PasswordResetRequestIn, request: Request, session: SessionDep, settings: SettingsDep
 ) -> dict[str, str]:
-    await service.request_password_reset(session, settings, body.email)
+    await service.request_password_reset(session, settings, body.email, ip=_client_ip(request))
     return {"detail": "If this email belongs to a partner, a reset link is on its way."}
 
 

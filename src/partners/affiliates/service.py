@@ -190,10 +190,24 @@ async def register_partner(
     ip: str | None,
     user_agent: str | None,
     now: datetime | None = None,
+    rate_limited: bool = True,
 ) -> Partner:
-    """A pending application; queues the verification email. Raises Conflict (email) or Unprocessable."""
+    """A pending application; queues the verification email. Raises Conflict (email), Unprocessable, or
+    RateLimited when the IP sent too many applications lately (each one emails the address it names; trusted
+    callers such as the demo loader pass `rate_limited=False`)."""
     now = now or utcnow()
     email = normalise_email(application.email)
+    client = ip or "unknown"
+    if rate_limited:
+        await ratelimit.ensure_allowed(
+            session,
+            settings,
+            subject_kind=ratelimit.REGISTRATION,
+            email=None,
+            ip=client,
+            now=now,
+            message="Too many applications from your network. Try again later.",
+        )
     passwords.validate_password(application.password)
     country = normalise_country(application.country)
     program = await resolve_program(session, settings, application.program)
@@ -219,6 +233,10 @@ async def register_partner(
         await _record_acceptance(session, partner, agreement, ip=ip, user_agent=user_agent, now=now)
     token = await issue_token(session, settings, partner, VERIFY_EMAIL, now)
     await _send_verification_email(session, settings, partner, token)
+    if rate_limited:
+        await ratelimit.record_attempt(
+            session, settings, subject_kind=ratelimit.REGISTRATION, email=email, ip=client, now=now
+        )
     return partner
 
 
@@ -455,7 +473,7 @@ async def authenticate_partner(
     partner = await find_partner_by_email(session, email)
     matches, new_hash = await passwords.verify_password(password, partner.password_hash if partner else None)
     if partner is None or not matches:
-        await ratelimit.record_failed_login(session, settings, subject_kind="partner", email=email, ip=ip, now=now)
+        await ratelimit.record_attempt(session, settings, subject_kind="partner", email=email, ip=ip, now=now)
         raise LoginRejected(INVALID_CREDENTIALS)
     if partner.status == "banned":
         raise Forbidden("this partner account is banned")
@@ -467,10 +485,24 @@ async def authenticate_partner(
 
 
 async def request_password_reset(
-    session: AsyncSession, settings: Settings, email: str, *, now: datetime | None = None
+    session: AsyncSession, settings: Settings, email: str, *, ip: str, now: datetime | None = None
 ) -> None:
-    """Email a reset link if the address belongs to a partner; says nothing either way (no enumeration)."""
+    """Email a reset link if the address belongs to a partner; says nothing either way (no enumeration).
+    Every request counts towards the limit per email and per IP, known address or not (RateLimited)."""
     now = now or utcnow()
+    email = normalise_email(email)
+    await ratelimit.ensure_allowed(
+        session,
+        settings,
+        subject_kind=ratelimit.PASSWORD_RESET,
+        email=email,
+        ip=ip,
+        now=now,
+        message="Too many password-reset requests. Try again later.",
+    )
+    await ratelimit.record_attempt(
+        session, settings, subject_kind=ratelimit.PASSWORD_RESET, email=email, ip=ip, now=now
+    )
     partner = await find_partner_by_email(session, email)
     if partner is None or partner.status == "banned":
         return

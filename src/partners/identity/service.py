@@ -163,13 +163,13 @@ async def authenticate_staff(
     user = await find_staff_by_email(session, email)
     matches, new_hash = await passwords.verify_password(password, user.password_hash if user else None)
     if user is None or not matches or not user.is_active:
-        await ratelimit.record_failed_login(session, settings, subject_kind="staff", email=email, ip=ip, now=now)
+        await ratelimit.record_attempt(session, settings, subject_kind="staff", email=email, ip=ip, now=now)
         raise LoginRejected(INVALID_CREDENTIALS)
     if user.totp_enabled:
         if not otp:
             raise LoginRejected("a one-time code from your authenticator app is required", field="otp")
         if not _accept_totp_code(settings, user, otp):
-            await ratelimit.record_failed_login(session, settings, subject_kind="staff", email=email, ip=ip, now=now)
+            await ratelimit.record_attempt(session, settings, subject_kind="staff", email=email, ip=ip, now=now)
             raise LoginRejected("invalid one-time code", field="otp")
     if new_hash is not None:
         user.password_hash = new_hash

@@ -196,8 +196,12 @@ async def request_reset(request: Request) -> Response:
     await check_form_token(request)
     form = await request.form()
     email = text(form, "email", max_length=320)
-    async with write_unit(request) as session:
-        await affiliates.request_password_reset(session, settings_of(request), email)
+    try:
+        async with write_unit(request) as session:
+            await affiliates.request_password_reset(session, settings_of(request), email, ip=client_ip(request))
+    except AppError as error:
+        context = _public(request, token="", sent=False, email=email, errors=FormErrors.of(error))
+        return render(request, "portal/reset.html", context, status_code=error.status)
     return render(request, "portal/reset.html", _public(request, token="", sent=True, email=email))
 
 
