@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -106,9 +107,7 @@ async def deactivate_link(
     link_id: int, request: Request, partner: PartnerDep, session: SessionDep, settings: SettingsDep
 ) -> LinkOut:
     """Switch one of your links off: it answers 404 within 30 s; its history stays."""
-    link = await service.set_link_active(session, partner_id=partner.partner_id, link_id=link_id, active=False)
-    link_cache(request).discard(link.code)
-    return _link_out(settings, link, await service.referral_code_of(session, partner.partner_id))
+    return await _switch_link(request, session, settings, partner.partner_id, link_id, active=False)
 
 
 @router.post("/affiliate/links/{link_id}/activate", tags=["affiliate"])
@@ -116,9 +115,15 @@ async def activate_link(
     link_id: int, request: Request, partner: ApprovedPartnerDep, session: SessionDep, settings: SettingsDep
 ) -> LinkOut:
     """Switch one of your links on again."""
-    link = await service.set_link_active(session, partner_id=partner.partner_id, link_id=link_id, active=True)
-    link_cache(request).discard(link.code)
-    return _link_out(settings, link, await service.referral_code_of(session, partner.partner_id))
+    return await _switch_link(request, session, settings, partner.partner_id, link_id, active=True)
+
+
+async def _switch_link(
+    request: Request, session: AsyncSession, settings: Settings, partner_id: int, link_id: int, *, active: bool
+) -> LinkOut:
+    link = await service.set_link_active(session, partner_id=partner_id, link_id=link_id, active=active)
+    link_cache(request).discard(link.code)  # this process at once; the others within the cache's 30 s
+    return _link_out(settings, link, await service.referral_code_of(session, partner_id))
 
 
 @router.get("/affiliate/links", tags=["affiliate"])
