@@ -5,7 +5,6 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from partners.affiliates import service
 from partners.affiliates.models import Partner
 from partners.commissions.models import Commission
 from partners.db.session import Database
@@ -91,15 +90,6 @@ async def commission(
 
 def summary(node: dict[str, Any]) -> tuple[Any, ...]:
     return (node["name"], node["level"], [summary(child) for child in node["children"]])
-
-
-async def test_upline_is_the_partner_then_its_ancestors(database: Database, program: Programme) -> None:
-    async with database.write() as session:
-        root, first, second, third = await chain(session, program, 4)
-        assert await service.upline(session, third) == [third, second, first]
-        assert await service.upline(session, third, levels=10) == [third, second, first, root]
-        assert await service.upline(session, third, levels=1) == [third]
-        assert await service.upline(session, root) == [root]
 
 
 async def test_referrals_show_three_levels_with_performance(

@@ -20,7 +20,7 @@ their email counts as verified, unless the program turns `host_enrol_auto_approv
 pending applicants). They have no password until they follow the emailed set-password link.
 
 The tree: `parent_id` is set once, at creation, to an existing partner, so there are no cycles; commissions
-go to `upline(partner)` (three levels).
+go to the partner and two levels above it (`commissions.earners.load_chain`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ INVALID_TOKEN = "This link is invalid, has expired or was already used."
 # Short, URL-safe and easy to read aloud: no 0/o, 1/l/i.
 REFERRAL_CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 REFERRAL_CODE_LENGTH = 8
-PAID_LEVELS = 3
 TREE_DEPTH = 3
 
 
@@ -642,17 +641,6 @@ async def can_earn(session: AsyncSession, partner: Partner) -> bool:
 
 
 # --- the tree --------------------------------------------------------------------------------------------
-
-
-async def upline(session: AsyncSession, partner: Partner, levels: int = PAID_LEVELS) -> list[Partner]:
-    """[partner, parent, grandparent, ...]: at most `levels` partners, the partner first."""
-    chain = [partner]
-    while len(chain) < levels and chain[-1].parent_id is not None:
-        parent = await session.get(Partner, chain[-1].parent_id)
-        if parent is None:
-            break
-        chain.append(parent)
-    return chain
 
 
 async def downline(session: AsyncSession, partner: Partner, depth: int = TREE_DEPTH) -> list[ReferralNode]:
