@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from typing import Any
 
+import pyotp
 from playwright.sync_api import expect
 
 from partners.demo import MARKER_EMAIL, PARTNER_PASSWORD
@@ -308,3 +310,54 @@ def test_the_accessibility_check_does_catch_a_serious_violation(page: Any) -> No
     """The axe check above is not vacuous: an image without a text alternative is reported."""
     page.set_content('<!doctype html><html lang="en"><body><main><img src="data:,"></main></body></html>')
     assert "image-alt" in [issue["id"] for issue in serious_violations(page)]
+
+
+def _fresh_code(secret: str, used: set[str]) -> str:
+    """The authenticator's current code, waiting for the next 30 s step if this one was already used (a
+    code is accepted once)."""
+    generator = pyotp.TOTP(secret)
+    code = generator.now()
+    while code in used:
+        time.sleep(1)
+        code = generator.now()
+    used.add(code)
+    return code
+
+
+def test_a_staff_member_turns_on_two_factor_and_then_needs_a_code_to_log_in(page: Any, new_page: Any) -> None:
+    log_in_staff(page)
+    page.get_by_role("link", name="Staff").click()
+    email = f"guard-{secrets.token_hex(3)}@example.com"
+    form = page.locator("form[action='/console/staff']")
+    form.get_by_label("Name").fill("Gita Guard")
+    form.get_by_label("Email").fill(email)
+    form.get_by_label("First password").fill(PASSWORD)
+    form.get_by_label("Role").select_option("viewer")
+    form.get_by_role("button", name="Add").click()
+    expect(page.locator("tbody")).to_contain_text(email)
+
+    guard = new_page()
+    log_in_staff(guard, email, PASSWORD)
+    guard.get_by_role("link", name="Two-factor login").click()
+    guard.get_by_role("button", name="Set up two-factor authentication").click()
+    expect(guard.get_by_label("QR code for your authenticator app").locator("svg")).to_be_visible()
+    secret = guard.locator("#totp-secret").inner_text()
+    used: set[str] = set()
+    guard.get_by_label("Code from your app").fill("000000")
+    guard.get_by_role("button", name="Turn on").click()
+    expect(guard.get_by_role("alert")).to_contain_text("invalid one-time code")
+    guard.get_by_label("Code from your app").fill(_fresh_code(secret, used))
+    guard.get_by_role("button", name="Turn on").click()
+    expect(guard.get_by_role("status")).to_contain_text("Two-factor authentication is on")
+    guard.get_by_role("button", name="Log out").click()
+
+    guard.goto("/console/login")
+    guard.get_by_label("Email").fill(email)
+    guard.get_by_label("Password").fill(PASSWORD)
+    guard.get_by_role("button", name="Log in").click()
+    expect(guard.get_by_role("alert")).to_contain_text("one-time code")  # the password alone is not enough
+    guard.get_by_label("Password").fill(PASSWORD)
+    guard.get_by_label("One-time code").fill(_fresh_code(secret, used))
+    guard.get_by_role("button", name="Log in").click()
+    guard.wait_for_url(re.compile(r"/console(\?.*)?$"))
+    expect(guard.get_by_role("heading", level=1)).to_be_visible()
