@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from partners.payouts.providers.base import PayoutInstruction, ProviderError
-from partners.payouts.providers.sepa import SepaProvider, message_id
+from partners.payouts.providers.sepa import SepaProvider, message_id, payment_information_id
 
 from .support import instruction, provider_settings
 
@@ -82,6 +82,7 @@ async def test_pain001_validates_against_the_schema_with_exact_totals(schema_nam
     assert xsd.validate(document), xsd.error_log
     pain = Pain001(execution.file_bytes, schema_name)
     assert pain.text("p:CstmrCdtTrfInitn/p:GrpHdr/p:MsgId") == message_id(42)
+    assert pain.text("p:CstmrCdtTrfInitn/p:PmtInf/p:PmtInfId") == payment_information_id(42, 1)
     assert pain.text("p:CstmrCdtTrfInitn/p:GrpHdr/p:NbOfTxs") == "3"
     assert pain.text("p:CstmrCdtTrfInitn/p:GrpHdr/p:CtrlSum") == "1000001234.60"
     assert pain.text("p:CstmrCdtTrfInitn/p:PmtInf/p:NbOfTxs") == "3"
@@ -161,3 +162,14 @@ async def test_control_sum_and_count_match_any_amounts(amounts: list[int]) -> No
     assert pain.text("p:CstmrCdtTrfInitn/p:GrpHdr/p:NbOfTxs") == str(len(amounts))
     assert Decimal(pain.text("p:CstmrCdtTrfInitn/p:GrpHdr/p:CtrlSum")) == Decimal(sum(amounts)).scaleb(-2)
     assert [row[1] for row in pain.transfers()] == [Decimal(a).scaleb(-2) for a in amounts]
+
+
+async def test_the_payment_information_id_names_the_batch_every_time() -> None:
+    items = [sepa(1, 100, "FR1420041010050500013M02606")]
+    first = await provider().execute(7, items)
+    again = await provider().execute(7, items)
+    ids = [
+        Pain001(execution.file_bytes or b"", "pain.001.001.09").text("p:CstmrCdtTrfInitn/p:PmtInf/p:PmtInfId")
+        for execution in (first, again)
+    ]
+    assert ids == [payment_information_id(7, 1)] * 2 == ["NAMASKAH-BATCH-7-1"] * 2

@@ -61,6 +61,26 @@ def message_id(batch_id: int) -> str:
     return f"NAMASKAH-PAYOUT-BATCH-{batch_id}"
 
 
+def payment_information_id(batch_id: int, number: int) -> str:
+    """The id of the batch's `number`th payment-information block (one per execution date): at most 35
+    characters, like every pain.001 id."""
+    return f"NAMASKAH-BATCH-{batch_id}-{number}"
+
+
+_PAYMENT_INFORMATION_ID = re.compile(rb"<PmtInfId>[^<]*</PmtInfId>")
+
+
+def _number_payment_informations(xml: bytes, batch_id: int) -> bytes:
+    """sepaxml draws random payment-information ids at export; ours say which batch a bank statement line
+    belongs to, and the same batch always gets the same file."""
+    numbers = iter(range(1, 1_000_000))
+
+    def replace(_match: re.Match[bytes]) -> bytes:
+        return b"<PmtInfId>" + payment_information_id(batch_id, next(numbers)).encode() + b"</PmtInfId>"
+
+    return _PAYMENT_INFORMATION_ID.sub(replace, xml)
+
+
 def check_instruction(item: PayoutInstruction) -> CreditTransfer:
     """The credit transfer for one payout; ValueError says, readably, why it can't be paid by SEPA."""
     if item.currency.upper() != "EUR":
@@ -129,7 +149,7 @@ def render_pain001(
             payment["BIC"] = transfer.bic
         document.add_payment(payment)
     xml: bytes = document.export(validate=True)
-    return xml
+    return _number_payment_informations(xml, batch_id)
 
 
 class SepaProvider:
