@@ -343,7 +343,12 @@ async def test_bad_origination_settings_are_a_provider_error() -> None:
         await provider(PARTNERS_ACH_ORIGINATING_DFI="0210").execute(1, [ach(1, 100)])
 
 
-def test_effective_date_is_the_next_weekday() -> None:
-    assert next_business_day(date(2026, 11, 24)) == date(2026, 11, 25)  # Tuesday → Wednesday
+def test_effective_date_is_the_next_federal_reserve_banking_day() -> None:
+    assert next_business_day(date(2026, 11, 23)) == date(2026, 11, 24)  # Monday → Tuesday
     assert next_business_day(date(2026, 11, 27)) == date(2026, 11, 30)  # Friday → Monday
     assert next_business_day(date(2026, 11, 28)) == date(2026, 11, 30)  # Saturday → Monday
+    assert next_business_day(date(2026, 11, 25)) == date(2026, 11, 27)  # Thanksgiving (Thu 26th) is skipped
+    assert next_business_day(date(2026, 12, 24)) == date(2026, 12, 28)  # Christmas, then the weekend
+    assert next_business_day(date(2027, 7, 2)) == date(2027, 7, 6)  # Independence Day observed on Monday 5th
+    # The Federal Reserve does not close on the Friday before a Saturday holiday (July 4th, 2026).
+    assert next_business_day(date(2026, 7, 2)) == date(2026, 7, 3)

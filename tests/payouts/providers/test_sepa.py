@@ -173,3 +173,19 @@ async def test_the_payment_information_id_names_the_batch_every_time() -> None:
         for execution in (first, again)
     ]
     assert ids == [payment_information_id(7, 1)] * 2 == ["NAMASKAH-BATCH-7-1"] * 2
+
+
+@pytest.mark.parametrize(
+    ("today", "requested"),
+    [
+        (datetime(2026, 11, 24, 9, tzinfo=UTC), "2026-11-24"),  # a TARGET2 business day: today
+        (datetime(2026, 12, 25, 9, tzinfo=UTC), "2026-12-28"),  # Christmas, Boxing Day, the weekend
+        (datetime(2027, 3, 26, 9, tzinfo=UTC), "2027-03-30"),  # Good Friday and Easter Monday
+        (datetime(2027, 5, 1, 9, tzinfo=UTC), "2027-05-03"),  # Labour Day on a Saturday, then Sunday
+    ],
+)
+async def test_the_requested_execution_date_is_a_target2_business_day(today: datetime, requested: str) -> None:
+    sepa_provider = SepaProvider(provider_settings(), clock=lambda: today)
+    execution = await sepa_provider.execute(9, [sepa(1, 100, "FR1420041010050500013M02606")])
+    pain = Pain001(execution.file_bytes or b"", "pain.001.001.09")
+    assert pain.text("p:CstmrCdtTrfInitn/p:PmtInf/p:ReqdExctnDt/p:Dt") == requested

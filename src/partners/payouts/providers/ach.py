@@ -24,10 +24,12 @@ from stdnum.us import rtn
 from text_unidecode import unidecode  # type: ignore[import-untyped]
 
 from partners.payouts.providers.base import (
+    FEDERAL_RESERVE_HOLIDAYS,
     BatchExecution,
     PayoutInstruction,
     ProviderError,
     ProviderResult,
+    business_day_on_or_after,
 )
 from partners.settings import Settings
 
@@ -144,11 +146,8 @@ def check_instruction(item: PayoutInstruction) -> AchEntry:
 
 
 def next_business_day(day: date) -> date:
-    """The effective entry date: the next weekday (bank holidays are the ODFI's to roll)."""
-    day += timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
+    """The effective entry date: the next banking day of the Federal Reserve (no weekend, no FRB holiday)."""
+    return business_day_on_or_after(day + timedelta(days=1), FEDERAL_RESERVE_HOLIDAYS)
 
 
 def file_id_modifier(batch_id: int) -> str:

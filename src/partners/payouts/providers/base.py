@@ -31,9 +31,24 @@ for the same batch, and must not pay twice (PayPal: `sender_batch_id` derived fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Literal, Protocol, runtime_checkable
+
+from holidays import financial_holidays
+
+# The settlement systems' closing days (the `holidays` package's calendars, extended year by year on lookup).
+FEDERAL_RESERVE_HOLIDAYS: Container[date] = financial_holidays("XFED")  # ACH
+TARGET2_HOLIDAYS: Container[date] = financial_holidays("XECB")  # SEPA (the ECB's TARGET2 closing days)
+
+
+def business_day_on_or_after(day: date, closed: Container[date]) -> date:
+    """`day`, or the first day after it that is neither a weekend nor one of the `closed` days."""
+    while day.weekday() >= 5 or day in closed:
+        day += timedelta(days=1)
+    return day
+
 
 PayoutMethod = Literal["platform_credit", "paypal", "sepa", "ach", "wise", "crypto"]
 PAYOUT_METHODS: tuple[str, ...] = ("platform_credit", "paypal", "sepa", "ach", "wise", "crypto")

@@ -21,10 +21,12 @@ from sepaxml import SepaTransfer  # type: ignore[import-untyped]
 from text_unidecode import unidecode  # type: ignore[import-untyped]
 
 from partners.payouts.providers.base import (
+    TARGET2_HOLIDAYS,
     BatchExecution,
     PayoutInstruction,
     ProviderError,
     ProviderResult,
+    business_day_on_or_after,
 )
 from partners.settings import Settings
 
@@ -169,7 +171,8 @@ class SepaProvider:
                 results[item.payout_id] = ProviderResult(item.payout_id, "failed", failure_reason=str(error))
         if not transfers:
             return BatchExecution(results=list(results.values()))
-        xml = render_pain001(self.settings, batch_id, transfers, self.clock().date())
+        execution_date = business_day_on_or_after(self.clock().date(), TARGET2_HOLIDAYS)
+        xml = render_pain001(self.settings, batch_id, transfers, execution_date)
         for transfer in transfers:
             reference = end_to_end_id(transfer.payout_id)
             results[transfer.payout_id] = ProviderResult(transfer.payout_id, "processing", reference=reference)
