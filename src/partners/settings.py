@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     ach_company_id: str = Field(default="1234567890", validation_alias="PARTNERS_ACH_COMPANY_ID")
     ach_originating_dfi: str = Field(default="02100002", validation_alias="PARTNERS_ACH_ORIGINATING_DFI")
     ach_sec_code: Literal["PPD", "CCD"] = Field(default="PPD", validation_alias="PARTNERS_ACH_SEC_CODE")
+    # Set to balance the file with an offset debit from the platform's account at the ODFI (some banks ask).
+    ach_offset_account: str = Field(default="", validation_alias="PARTNERS_ACH_OFFSET_ACCOUNT")
+    ach_offset_account_type: Literal["checking", "savings"] = Field(
+        default="checking", validation_alias="PARTNERS_ACH_OFFSET_ACCOUNT_TYPE"
+    )
     paypal_base_url: str = Field(
         default="https://api-m.sandbox.paypal.com", validation_alias="PARTNERS_PAYPAL_BASE_URL"
     )

@@ -352,3 +352,40 @@ def test_effective_date_is_the_next_federal_reserve_banking_day() -> None:
     assert next_business_day(date(2027, 7, 2)) == date(2027, 7, 6)  # Independence Day observed on Monday 5th
     # The Federal Reserve does not close on the Friday before a Saturday holiday (July 4th, 2026).
     assert next_business_day(date(2026, 7, 2)) == date(2026, 7, 3)
+
+
+async def test_an_offset_account_balances_the_file_with_a_debit_of_the_total() -> None:
+    items = [ach(601, 1500, "011401533"), ach(602, 250, "122105278", "savings", holder="Ann Lee")]
+    balanced = provider(PARTNERS_ACH_OFFSET_ACCOUNT="9900-1122", PARTNERS_ACH_OFFSET_ACCOUNT_TYPE="savings")
+
+    execution = await balanced.execute(3, items)
+
+    assert execution.file_bytes is not None
+    parsed = parse(execution.file_bytes)
+    offset = parsed.entries[-1]
+    assert (offset["transaction_code"], offset["rdfi"] + offset["check_digit"]) == ("37", "021000021")
+    assert (offset["account_number"], int(offset["amount"])) == ("99001122".ljust(17), 1750)
+    assert offset["individual_id"] == "OFFSET".ljust(15)
+    assert parsed.batch_header["service_class"] == parsed.batch_control["service_class"] == "200"
+    for control in (parsed.batch_control, parsed.file_control):
+        assert (int(control["total_debit"]), int(control["total_credit"])) == (1750, 1750)
+        assert int(control["entry_count"]) == 3
+        assert int(control["entry_hash"]) == 1140153 + 12210527 + 2100002  # the offset's RDFI is the ODFI
+    # The payouts keep their own trace numbers; the offset's is the next one.
+    assert [(r.payout_id, r.reference) for r in execution.results] == [
+        (601, "021000020000001"),
+        (602, "021000020000002"),
+    ]
+    assert offset["trace_number"] == "021000020000003"
+
+
+async def test_without_an_offset_account_the_file_has_credits_only() -> None:
+    parsed = parse((await provider().execute(4, [ach(701, 999)])).file_bytes or b"")
+    assert [e["transaction_code"] for e in parsed.entries] == ["22"]
+    assert parsed.batch_control["service_class"] == "220"
+    assert (int(parsed.file_control["total_debit"]), int(parsed.file_control["total_credit"])) == (0, 999)
+
+
+async def test_a_malformed_offset_account_is_a_configuration_error() -> None:
+    with pytest.raises(ProviderError, match="PARTNERS_ACH_OFFSET_ACCOUNT"):
+        await provider(PARTNERS_ACH_OFFSET_ACCOUNT="12").execute(1, [ach(1, 100)])

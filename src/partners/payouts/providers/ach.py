@@ -8,8 +8,9 @@ field at the published positions.
 
 USD only. Routing numbers are checked with python-stdnum (ABA checksum). Each entry's individual id is the
 payout id and its trace number is the result's reference. Every payout in the file is "processing" until the
-bank confirmation (or a return) is uploaded. The file is not balanced (no offset debit entry): ODFIs that want
-one add it themselves or need it added here.
+bank confirmation (or a return) is uploaded. By default the file is not balanced (most ODFIs add the offset
+themselves); with PARTNERS_ACH_OFFSET_ACCOUNT set, the batch ends with an offset entry debiting that account
+at the ODFI for the total (service class 200, mixed), so debits equal credits.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ from partners.settings import Settings
 RECORD_LENGTH = 94
 BLOCKING_FACTOR = 10
 SERVICE_CLASS_CREDITS_ONLY = "220"
+SERVICE_CLASS_MIXED = "200"
 TRANSACTION_CODES = {"checking": 22, "savings": 32}  # automated deposit (credit)
+DEBIT_CODES = {"checking": 27, "savings": 37}  # automated payment (debit): the offset entry
+OFFSET_ID = "OFFSET"
 MAX_ENTRY_AMOUNT_CENTS = 99_999_999_99  # the entry amount field has 10 digits
 ENTRY_DESCRIPTION = "PAYOUT"
 _ACCOUNT_NUMBER = re.compile(r"\d{4,17}")
@@ -58,16 +62,26 @@ class Originator:
     company_id: str
     originating_dfi: str  # first 8 digits of the ODFI routing number
     sec_code: str
+    offset_account: str = ""  # the platform's account at the ODFI, debited by the offset entry; "" for none
+    offset_account_type: str = "checking"
 
 
 @dataclass(frozen=True)
 class AchEntry:
-    payout_id: int
+    payout_id: int  # 0 for the offset entry
     transaction_code: int
     routing_number: str
     account_number: str
     amount: int
     name: str
+
+    @property
+    def individual_id(self) -> str:
+        return str(self.payout_id) if self.payout_id else OFFSET_ID
+
+    @property
+    def is_debit(self) -> bool:
+        return self.transaction_code in DEBIT_CODES.values()
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,9 @@ def originator_from_settings(settings: Settings) -> Originator:
     origin = settings.ach_immediate_origin.strip()
     if not re.fullmatch(r"[0-9A-Za-z]{9,10}", origin):
         raise AchConfigurationError("PARTNERS_ACH_IMMEDIATE_ORIGIN must be 9 or 10 characters")
+    offset_account = re.sub(r"[\s-]", "", settings.ach_offset_account)
+    if offset_account and not _ACCOUNT_NUMBER.fullmatch(offset_account):
+        raise AchConfigurationError("PARTNERS_ACH_OFFSET_ACCOUNT must have 4 to 17 digits")
     return Originator(
         immediate_destination=destination,
         immediate_destination_name=settings.ach_immediate_destination_name,
@@ -113,6 +130,8 @@ def originator_from_settings(settings: Settings) -> Originator:
         company_id=settings.ach_company_id.strip(),
         originating_dfi=dfi,
         sec_code=settings.ach_sec_code,
+        offset_account=offset_account,
+        offset_account_type=settings.ach_offset_account_type,
     )
 
 
@@ -172,10 +191,20 @@ def file_header(origin: Originator, created: datetime, modifier: str, reference:
     )  # fmt: skip
 
 
-def batch_header(origin: Originator, effective: date, batch_number: int) -> str:
+def service_class(entries: Sequence[AchEntry]) -> str:
+    return SERVICE_CLASS_MIXED if any(entry.is_debit for entry in entries) else SERVICE_CLASS_CREDITS_ONLY
+
+
+def totals(entries: Sequence[AchEntry]) -> tuple[int, int]:
+    """(total debits, total credits) in cents."""
+    debits = sum(entry.amount for entry in entries if entry.is_debit)
+    return debits, sum(entry.amount for entry in entries) - debits
+
+
+def batch_header(origin: Originator, entries: Sequence[AchEntry], effective: date, batch_number: int) -> str:
     return (
         "5"
-        + SERVICE_CLASS_CREDITS_ONLY
+        + service_class(entries)
         + alpha(origin.company_name, 16)
         + alpha("", 20)  # company discretionary data
         + alpha(origin.company_id, 10)
@@ -197,7 +226,7 @@ def entry_detail(entry: AchEntry, trace_number: str) -> str:
         + entry.routing_number  # RDFI identification (8) + check digit (1)
         + alpha(entry.account_number, 17)
         + numeric(entry.amount, 10)
-        + alpha(str(entry.payout_id), 15)  # individual identification number
+        + alpha(entry.individual_id, 15)  # individual identification number
         + alpha(entry.name, 22)
         + alpha("", 2)  # discretionary data
         + "0"  # no addenda record
@@ -211,13 +240,14 @@ def entry_hash(entries: Sequence[AchEntry]) -> int:
 
 
 def batch_control(origin: Originator, entries: Sequence[AchEntry], batch_number: int) -> str:
+    debits, credits = totals(entries)
     return (
         "8"
-        + SERVICE_CLASS_CREDITS_ONLY
+        + service_class(entries)
         + numeric(len(entries), 6)  # entry/addenda count
         + numeric(entry_hash(entries), 10)
-        + numeric(0, 12)  # total debits
-        + numeric(sum(entry.amount for entry in entries), 12)  # total credits
+        + numeric(debits, 12)
+        + numeric(credits, 12)
         + alpha(origin.company_id, 10)
         + alpha("", 19)  # message authentication code
         + alpha("", 6)  # reserved
@@ -227,31 +257,43 @@ def batch_control(origin: Originator, entries: Sequence[AchEntry], batch_number:
 
 
 def file_control(entries: Sequence[AchEntry], batch_count: int, block_count: int) -> str:
+    debits, credits = totals(entries)
     return (
         "9"
         + numeric(batch_count, 6)
         + numeric(block_count, 6)
         + numeric(len(entries), 8)  # entry/addenda count
         + numeric(entry_hash(entries), 10)
-        + numeric(0, 12)  # total debits
-        + numeric(sum(entry.amount for entry in entries), 12)  # total credits
+        + numeric(debits, 12)
+        + numeric(credits, 12)
         + alpha("", 39)  # reserved
     )  # fmt: skip
 
 
-def render_nacha(origin: Originator, entries: Sequence[AchEntry], created: datetime, batch_id: int) -> NachaFile:
-    """One file with one batch of credits."""
+def offset_entry(origin: Originator, credits: Sequence[AchEntry]) -> AchEntry:
+    """The debit that balances the batch: the credits' total, from the platform's account at the ODFI."""
+    return AchEntry(
+        payout_id=0,
+        transaction_code=DEBIT_CODES[origin.offset_account_type],
+        routing_number=origin.immediate_destination,
+        account_number=origin.offset_account,
+        amount=sum(entry.amount for entry in credits),
+        name=ascii_upper(origin.company_name),
+    )
+
+
+def render_nacha(origin: Originator, credits: Sequence[AchEntry], created: datetime, batch_id: int) -> NachaFile:
+    """One file with one batch of credits (and their offset, if the settings ask for one)."""
     batch_number = 1
-    trace_numbers = {
-        entry.payout_id: origin.originating_dfi + numeric(sequence, 7)
-        for sequence, entry in enumerate(entries, start=1)
-    }
+    entries = [*credits, offset_entry(origin, credits)] if origin.offset_account else list(credits)
+    traces = [origin.originating_dfi + numeric(sequence, 7) for sequence in range(1, len(entries) + 1)]
     lines = [
         file_header(origin, created, file_id_modifier(batch_id), str(batch_id)),
-        batch_header(origin, next_business_day(created.date()), batch_number),
-        *(entry_detail(entry, trace_numbers[entry.payout_id]) for entry in entries),
+        batch_header(origin, entries, next_business_day(created.date()), batch_number),
+        *(entry_detail(entry, trace) for entry, trace in zip(entries, traces, strict=True)),
         batch_control(origin, entries, batch_number),
     ]
+    trace_numbers = {entry.payout_id: trace for entry, trace in zip(credits, traces, strict=False)}
     block_count = -(-(len(lines) + 1) // BLOCKING_FACTOR)  # the file control record included
     lines.append(file_control(entries, batch_count=1, block_count=block_count))
     lines += ["9" * RECORD_LENGTH] * (block_count * BLOCKING_FACTOR - len(lines))
