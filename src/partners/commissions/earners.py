@@ -1,7 +1,8 @@
 """Who earns on a sale, and at which rate: the customer's partner (level 1) and up to two recruiters above it.
 
 The commission engine's hot path reads the whole chain in ONE query — each member with its tier, negotiated
-rates, program and whether it accepted its program's current agreement — instead of a dozen ORM loads
+rates, program, whether it accepted its program's current agreement and its earnings_pending account, level 1's
+referred revenue of the month, and the platform's commission_expense account — instead of a dozen ORM loads
 (benchmark 2, bench/README.md). The rules are those of `programs.effective_rates`, `programs.hold_days_for`
 and `affiliates.can_earn`, and are tested against them:
 
