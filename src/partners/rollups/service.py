@@ -1,8 +1,9 @@
 """Rollups: collected as changes happen, written once at commit, read by the dashboard, rebuilt from scratch.
 
 Writers never call this module for ORM changes: `rollups.listeners` sees purchases, customers and commissions
-being inserted or updated and adds their deltas to the session's `Pending`; the click recorder (which writes
-clicks with Core) calls `record_clicks`. At the root transaction's commit the deltas are written in one go,
+being inserted or updated and adds their deltas to the session's `Pending`. Writers that use Core statements
+count their own rows: the click recorder calls `record_clicks`, the purchase path `count_purchase`,
+`count_new_commissions` and `count_link_buyer`. At the root transaction's commit the deltas are written in one go,
 every table in the same order and each table's rows sorted by key, so two committing transactions never wait
 for each other in a cycle. A savepoint rolled back takes its deltas with it.
 """
