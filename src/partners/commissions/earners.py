@@ -274,8 +274,9 @@ async def still_pays(session: AsyncSession, level1: Member, sale: Sale) -> bool:
 
 def earners(chain: Chain, sale: Sale) -> list[Earner]:
     """The members that earn on the sale, with their rate and hold (rate > 0 only)."""
+    rated = [(member, member.rate_bps) for member in chain.members[:MAX_LEVELS]]
     return [
-        Earner(member.partner_id, member.level, member.rate_bps, member.hold_days(sale.occurred_at))
-        for member in chain.members[:MAX_LEVELS]
-        if member.rate_bps > 0
+        Earner(member.partner_id, member.level, rate, member.hold_days(sale.occurred_at))
+        for member, rate in rated
+        if rate > 0
     ]

@@ -29,8 +29,9 @@ from partners.payouts.providers.base import (
     BatchExecution,
     PayoutInstruction,
     ProviderError,
-    ProviderResult,
     business_day_on_or_after,
+    check_each,
+    file_results,
 )
 from partners.settings import Settings
 
@@ -311,21 +312,11 @@ class AchProvider:
         self.clock = clock or (lambda: datetime.now(UTC))
 
     async def execute(self, batch_id: int, instructions: Sequence[PayoutInstruction]) -> BatchExecution:
-        failed: dict[int, ProviderResult] = {}
-        entries: list[AchEntry] = []
-        for item in instructions:
-            try:
-                entries.append(check_instruction(item))
-            except ValueError as error:
-                failed[item.payout_id] = ProviderResult(item.payout_id, "failed", failure_reason=str(error))
+        entries, failed = check_each(instructions, check_instruction)
         if not entries:
             return BatchExecution(results=list(failed.values()))
         nacha = render_nacha(originator_from_settings(self.settings), entries, self.clock(), batch_id)
-        results = [
-            failed.get(item.payout_id)
-            or ProviderResult(item.payout_id, "processing", reference=nacha.trace_numbers[item.payout_id])
-            for item in instructions
-        ]
+        results = file_results(instructions, failed, nacha.trace_numbers)
         return BatchExecution(
             results=results,
             file_name=f"ach-batch-{batch_id}.ach",

@@ -31,10 +31,10 @@ for the same batch, and must not pay twice (PayPal: `sender_batch_id` derived fr
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from holidays import financial_holidays
 
@@ -145,3 +145,31 @@ class PollingProvider(PayoutProvider, Protocol):
     async def poll(
         self, batch_id: int, remote_reference: str | None, instructions: Sequence[PayoutInstruction]
     ) -> BatchExecution: ...
+
+
+Checked = TypeVar("Checked")
+
+
+def check_each(
+    instructions: Sequence[PayoutInstruction], check: Callable[[PayoutInstruction], Checked]
+) -> tuple[list[Checked], dict[int, ProviderResult]]:
+    """The instructions a file rail can pay, checked into what its file needs, and a failed result (with the
+    check's ValueError as the reason) for each of the others."""
+    payable: list[Checked] = []
+    failed: dict[int, ProviderResult] = {}
+    for item in instructions:
+        try:
+            payable.append(check(item))
+        except ValueError as error:
+            failed[item.payout_id] = ProviderResult(item.payout_id, "failed", failure_reason=str(error))
+    return payable, failed
+
+
+def file_results(
+    instructions: Sequence[PayoutInstruction], failed: Mapping[int, ProviderResult], references: Mapping[int, str]
+) -> list[ProviderResult]:
+    """One result per instruction, in order: failed as checked, else processing with its reference in the file."""
+    return [
+        failed.get(item.payout_id) or ProviderResult(item.payout_id, "processing", reference=references[item.payout_id])
+        for item in instructions
+    ]

@@ -28,6 +28,7 @@ from partners.payouts.providers.base import (
     ProviderError,
     ProviderResult,
     ResultStatus,
+    check_each,
     currency_exponent,
 )
 from partners.settings import Settings
@@ -352,13 +353,7 @@ class PayPalProvider:
 
     async def execute(self, batch_id: int, instructions: Sequence[PayoutInstruction]) -> BatchExecution:
         """Create (or find) the PayPal batch, then poll it a few times while items are still processing."""
-        results: dict[int, ProviderResult] = {}
-        items: list[dict[str, Any]] = []
-        for instruction in instructions:
-            try:
-                items.append(payout_item(instruction))
-            except ValueError as error:
-                results[instruction.payout_id] = failed(instruction.payout_id, str(error))
+        items, results = check_each(instructions, payout_item)
         if not items:
             return BatchExecution(results=list(results.values()))
         async with self.client() as client:

@@ -25,8 +25,9 @@ from partners.payouts.providers.base import (
     BatchExecution,
     PayoutInstruction,
     ProviderError,
-    ProviderResult,
     business_day_on_or_after,
+    check_each,
+    file_results,
 )
 from partners.settings import Settings
 
@@ -162,22 +163,14 @@ class SepaProvider:
         self.clock = clock or (lambda: datetime.now(UTC))
 
     async def execute(self, batch_id: int, instructions: Sequence[PayoutInstruction]) -> BatchExecution:
-        results: dict[int, ProviderResult] = {}
-        transfers: list[CreditTransfer] = []
-        for item in instructions:
-            try:
-                transfers.append(check_instruction(item))
-            except ValueError as error:
-                results[item.payout_id] = ProviderResult(item.payout_id, "failed", failure_reason=str(error))
+        transfers, failed = check_each(instructions, check_instruction)
         if not transfers:
-            return BatchExecution(results=list(results.values()))
+            return BatchExecution(results=list(failed.values()))
         execution_date = business_day_on_or_after(self.clock().date(), TARGET2_HOLIDAYS)
         xml = render_pain001(self.settings, batch_id, transfers, execution_date)
-        for transfer in transfers:
-            reference = end_to_end_id(transfer.payout_id)
-            results[transfer.payout_id] = ProviderResult(transfer.payout_id, "processing", reference=reference)
+        references = {transfer.payout_id: end_to_end_id(transfer.payout_id) for transfer in transfers}
         return BatchExecution(
-            results=[results[item.payout_id] for item in instructions],
+            results=file_results(instructions, failed, references),
             file_name=f"sepa-batch-{batch_id}.xml",
             file_bytes=xml,
             media_type="application/xml",
