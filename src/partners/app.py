@@ -13,6 +13,8 @@ from sqlalchemy import text
 from partners import __version__
 from partners.db.engine import create_engine
 from partners.db.session import Database
+from partners.events.batching import PurchaseBatcher
+from partners.identity.deps import VerifiedApiKeys
 from partners.kit.errors import AppError
 from partners.kit.logging import configure_logging
 from partners.kit.middleware import RequestContextMiddleware
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.click_recorder = ClickRecorder(database)
+    app.state.purchase_batcher = PurchaseBatcher(database)
+    app.state.verified_api_keys = VerifiedApiKeys()
     app.add_middleware(RequestContextMiddleware)
     _add_redirect_fast_path(app)
     install_problem_handlers(app)

@@ -11,7 +11,7 @@ from partners.affiliates import service as affiliates
 from partners.affiliates.models import Partner
 from partners.audit.service import Actor
 from partners.commissions import accounts
-from partners.commissions.earners import Member, Sale, earners, load_chain
+from partners.commissions.earners import Member, Sale, earners, load_chain, load_chains
 from partners.commissions.service import create_commissions_for_purchase
 from partners.db.session import Database
 from partners.programs import service as programs
@@ -54,7 +54,7 @@ async def test_the_chain_query_agrees_with_the_per_partner_rules(database: Datab
         await session.flush()
 
         chain = await load_chain(session, child.id, currency="USD", at=T0)
-        sale = Sale(1, "p-1", customer.id, child.id, 10_000, "USD", T0, T0 - timedelta(hours=2))
+        sale = Sale(1, "p-1", customer.id, child.id, 10_000, "USD", T0, T0 - timedelta(hours=2), T0)
         found = {earner.level: earner for earner in earners(chain, sale)}
         expected = {
             level: await _expected(session, partner, level)
@@ -112,3 +112,35 @@ async def test_the_chain_carries_the_ledger_accounts_once_they_are_opened(
     assert after.expense_account is not None and after.expense_account.id == expense
     assert after.expense_account.kept_as_sum and not after.members[0].pending_account.kept_as_sum  # type: ignore[union-attr]
     assert in_euros.expense_account is None and all(m.pending_account is None for m in in_euros.members)
+
+
+async def test_the_chains_of_a_batch_come_from_one_query_and_match_one_by_one(
+    database: Database, settings: Settings
+) -> None:
+    """`load_chains` (a purchase batch) answers, sale by sale, what `load_chain` answers for each: another
+    partner, another currency, and the same partner later in the month (its referred revenue grown)."""
+    async with database.write() as session:
+        program, tiers = await create_program(session, settings)
+        top = await create_partner(session, program, tiers["pro"])
+        child = await create_partner(session, program, tiers["starter"], parent=top)
+        loner = await create_partner(session, program, tiers["starter"])
+        customer = await make_customer(session, program, child)
+        await make_purchase(session, customer, 150_000, occurred_at=T0 - timedelta(hours=2))  # lifts the bonus
+        await session.flush()
+        asked = [
+            (child.id, "USD", T0 - timedelta(hours=3)),  # before the purchase: no bonus yet
+            (loner.id, "USD", T0),
+            (child.id, "usd", T0),  # after it: the bonus step
+            (child.id, "EUR", T0),
+        ]
+        batch = await load_chains(session, asked)
+        one_by_one = [await load_chain(session, partner, currency=currency, at=at) for partner, currency, at in asked]
+    assert batch == one_by_one
+    assert [[member.partner_id for member in chain.members] for chain in batch] == [
+        [child.id, top.id],
+        [loner.id],
+        [child.id, top.id],
+        [child.id, top.id],
+    ]
+    assert [batch[0].members[0].monthly_revenue, batch[2].members[0].monthly_revenue] == [0, 150_000]
+    assert [batch[0].members[0].rate_bps, batch[2].members[0].rate_bps] == [500, 750]

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
 from partners.db.session import Database
 from partners.db.types import utcnow
+from partners.identity.deps import VerifiedApiKeys
 from partners.identity.models import ApiKey
 from partners.settings import Settings
 from tests.identity.conftest import bearer
@@ -82,11 +85,28 @@ async def test_a_key_without_the_scope_gets_403(client: httpx.AsyncClient, admin
 
 async def test_a_revoked_key_gets_401(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
     created = await _create_key(client, admin_headers, ["events:write"])
+    assert (await client.post("/_test/events", headers={"X-API-Key": str(created["key"])})).status_code == 200
     assert (await client.delete(f"/admin/api-keys/{created['id']}", headers=admin_headers)).status_code == 204
     assert (await client.post("/_test/events", headers={"X-API-Key": str(created["key"])})).status_code == 401
     listed = (await client.get("/admin/api-keys", headers=admin_headers)).json()
     assert listed[0]["revoked_at"] is not None
     assert (await client.delete("/admin/api-keys/999999", headers=admin_headers)).status_code == 404
+
+
+async def test_a_key_revoked_by_another_process_stops_working_within_the_trust_window(
+    app: Any, client: httpx.AsyncClient, database: Database, admin_headers: dict[str, str]
+) -> None:
+    """This process trusts a key it verified for `trust_seconds` (`VerifiedApiKeys`); a revocation written by
+    another process (here: straight to the database) reaches it when that time is up."""
+    app.state.verified_api_keys = VerifiedApiKeys(trust_seconds=0.5)
+    created = await _create_key(client, admin_headers, ["events:write"])
+    headers = {"X-API-Key": str(created["key"])}
+    assert (await client.post("/_test/events", headers=headers)).status_code == 200
+    async with database.write() as session:
+        await session.execute(sa.update(ApiKey).values(revoked_at=utcnow()))
+    assert (await client.post("/_test/events", headers=headers)).status_code == 200  # still trusted
+    await asyncio.sleep(0.6)
+    assert (await client.post("/_test/events", headers=headers)).status_code == 401
 
 
 async def test_unknown_scopes_are_refused(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:

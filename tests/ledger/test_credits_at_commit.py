@@ -1,4 +1,4 @@
-"""`ledger.post` (the purchase path) writes its entries at once and adds its credits to their balance rows at
+"""`ledger.post_each` (the purchase path) writes its entries at once and adds its credits to their balance rows at
 commit: committed balances always equal their entries, a rollback takes the credits with it, a savepoint gets
 them at once, and concurrent postings to one hot account lose nothing (PostgreSQL)."""
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.db.session import Database
 from partners.ledger import service
 from partners.ledger.models import LedgerAccount, LedgerEntry
-from partners.ledger.schemas import Posting
+from partners.ledger.schemas import NewTransaction, Posting
 
 
 async def _accounts(database: Database) -> tuple[LedgerAccount, LedgerAccount, LedgerAccount]:
@@ -29,7 +29,8 @@ async def _accounts(database: Database) -> tuple[LedgerAccount, LedgerAccount, L
 async def _pay(session: AsyncSession, key: str, expense: LedgerAccount, *shares: tuple[LedgerAccount, int]) -> int:
     postings = [Posting(expense, -sum(amount for _, amount in shares))]
     postings += [Posting(account, amount) for account, amount in shares]
-    return await service.post(session, idempotency_key=key, kind="commission", postings=postings)
+    [transaction_id] = await service.post_each(session, [NewTransaction(key, "commission", postings)])
+    return transaction_id
 
 
 async def _posted(database: Database, account: LedgerAccount) -> tuple[int, int]:

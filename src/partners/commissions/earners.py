@@ -15,6 +15,8 @@ and `affiliates.can_earn`, and are tested against them:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.affiliates.models import AgreementAcceptance, AgreementVersion, Partner
 from partners.commissions.accounts import COMMISSION_EXPENSE, EARNINGS_PENDING, PARTNER_OWNER_PREFIX, PLATFORM_OWNER
 from partners.commissions.rules import bonus_rate, within_duration
+from partners.db.types import UTCDateTime
 from partners.events.models import Purchase
 from partners.ledger.models import LedgerAccount
 from partners.ledger.schemas import AccountRef
@@ -90,16 +93,36 @@ def _account_columns(account: sa.FromClause, prefix: str) -> list[sa.ColumnEleme
     return [account.c[name].label(f"{prefix}_{name}") for name in ("id", "may_go_negative", "kept_as_sum")]
 
 
-def _chain_query() -> sa.Select[Any]:
-    """The chain of `:partner_id` (level 1) and its recruiters, one row per level, level 1 first; with level 1's
-    referred revenue in [:month_start, :at) and the ledger accounts a sale in :currency posts to."""
-    anchor = sa.select(
-        _partners.c.id.label("partner_id"), sa.literal(1, sa.Integer).label("level"), _partners.c.parent_id
-    ).where(_partners.c.id == sa.bindparam("partner_id"))
+def _sales(count: int) -> sa.CTE:
+    """The sales asked about, one row each from bound parameters (`sale_<i>`, `partner_<i>`, `currency_<i>`,
+    `month_start_<i>`, `at_<i>`): the same on both engines, and the parameters carry their column types."""
+    rows = [
+        sa.select(
+            sa.bindparam(f"sale_{i}", type_=sa.Integer).label("sale"),
+            sa.bindparam(f"partner_{i}", type_=sa.BigInteger).label("partner_id"),
+            sa.bindparam(f"currency_{i}", type_=sa.String).label("currency"),
+            sa.bindparam(f"month_start_{i}", type_=UTCDateTime()).label("month_start"),
+            sa.bindparam(f"at_{i}", type_=UTCDateTime()).label("at"),
+        )
+        for i in range(count)
+    ]
+    return (rows[0] if count == 1 else sa.union_all(*rows)).cte("sales")
+
+
+@functools.cache
+def _chain_query(count: int) -> sa.Select[Any]:
+    """The chains of `count` sales (level 1: the sale's partner, then its recruiters), one row per sale and
+    level, in sale then level order; with level 1's referred revenue in [the sale's month start, its time) and
+    the ledger accounts the sale posts to in its currency. Built once per batch size."""
+    sales = _sales(count)
+    level1 = sa.literal(1, sa.Integer).label("level")
+    anchor = sa.select(sales.c.sale, _partners.c.id.label("partner_id"), level1, _partners.c.parent_id).join_from(
+        sales, _partners, _partners.c.id == sales.c.partner_id
+    )
     chain = anchor.cte("chain", recursive=True)
     above = _partners.alias("above")
     chain = chain.union_all(
-        sa.select(above.c.id, chain.c.level + 1, above.c.parent_id).where(
+        sa.select(chain.c.sale, above.c.id, chain.c.level + 1, above.c.parent_id).where(
             above.c.id == chain.c.parent_id, chain.c.level < MAX_LEVELS
         )
     )
@@ -115,11 +138,12 @@ def _chain_query() -> sa.Select[Any]:
         _acceptances.c.partner_id == member.c.id, _acceptances.c.agreement_version_id == current_agreement
     )
     needs_revenue = sa.and_(chain.c.level == 1, _overrides.c.base_rate_bps.is_(None))
+    revenue = month_revenue(member.c.id, _programs.c.currency, sales.c.month_start, sales.c.at)
     pending = _accounts.alias("pending")
     expense = _accounts.alias("expense")
-    currency = sa.bindparam("currency", type_=sa.String)
     return (
         sa.select(
+            chain.c.sale,
             chain.c.level,
             member.c.id,
             member.c.referral_code,
@@ -140,13 +164,12 @@ def _chain_query() -> sa.Select[Any]:
             _tiers.c.can_recruit,
             _tiers.c.commission_duration,
             _tiers.c.commission_duration_value,
-            sa.case((needs_revenue, month_revenue(member.c.id, _programs.c.currency)), else_=0).label(
-                "monthly_revenue"
-            ),
+            sa.case((needs_revenue, revenue), else_=0).label("monthly_revenue"),
             *_account_columns(pending, "pending"),
             *_account_columns(expense, "expense"),
         )
         .select_from(chain)
+        .join(sales, sales.c.sale == chain.c.sale)
         .join(member, member.c.id == chain.c.partner_id)
         .join(_tiers, _tiers.c.id == member.c.tier_id)
         .join(_programs, _programs.c.id == member.c.program_id)
@@ -156,20 +179,19 @@ def _chain_query() -> sa.Select[Any]:
             sa.and_(
                 pending.c.owner == sa.literal(PARTNER_OWNER_PREFIX) + sa.cast(member.c.id, sa.String),
                 pending.c.kind == EARNINGS_PENDING,
-                pending.c.currency == currency,
+                pending.c.currency == sales.c.currency,
             ),
         )
         .outerjoin(
             expense,
             sa.and_(
-                expense.c.owner == PLATFORM_OWNER, expense.c.kind == COMMISSION_EXPENSE, expense.c.currency == currency
+                expense.c.owner == PLATFORM_OWNER,
+                expense.c.kind == COMMISSION_EXPENSE,
+                expense.c.currency == sales.c.currency,
             ),
         )
-        .order_by(chain.c.level)
+        .order_by(chain.c.sale, chain.c.level)
     )
-
-
-_CHAIN = _chain_query()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,41 +213,61 @@ def _account(row: Any, prefix: str, kind: str, currency: str) -> AccountRef | No
     )
 
 
+def _member(row: Any, currency: str) -> Member:
+    return Member(
+        level=row.level,
+        partner_id=row.id,
+        referral_code=row.referral_code,
+        can_earn=row.status == "approved" and (row.agreement_id is None or bool(row.accepted)),
+        since=row.since,
+        program_currency=row.currency,
+        new_partner_period_days=row.new_partner_period_days,
+        new_partner_extra_hold_days=row.new_partner_extra_hold_days,
+        tier_hold_days=row.hold_days,
+        base_rate_bps=row.base_rate_bps,
+        ceiling_rate_bps=row.ceiling_rate_bps,
+        bonus_steps=row.bonus_steps,
+        negotiated_level1_bps=row.negotiated_level1_bps,
+        level2_rate_bps=row.level2_rate_bps,
+        level3_rate_bps=row.level3_rate_bps,
+        can_recruit=bool(row.can_recruit),
+        commission_duration=row.commission_duration,
+        commission_duration_value=row.commission_duration_value,
+        monthly_revenue=int(row.monthly_revenue or 0),
+        pending_account=_account(row, "pending", EARNINGS_PENDING, currency),
+    )
+
+
+async def load_chains(session: AsyncSession, sales: Sequence[tuple[int, str, datetime]]) -> list[Chain]:
+    """For each sale (level-1 partner id, currency, time): that partner and up to MAX_LEVELS - 1 recruiters
+    above it, in one query for all the sales."""
+    if not sales:
+        return []
+    parameters: dict[str, Any] = {}
+    for i, (partner_id, currency, at) in enumerate(sales):
+        parameters |= {
+            f"sale_{i}": i,
+            f"partner_{i}": partner_id,
+            f"currency_{i}": currency.upper(),
+            f"month_start_{i}": month_start(at),
+            f"at_{i}": at,
+        }
+    rows_of: list[list[Any]] = [[] for _ in sales]
+    for row in await session.execute(_chain_query(len(sales)), parameters):
+        rows_of[row.sale].append(row)
+    chains = []
+    for (_, currency, _), rows in zip(sales, rows_of, strict=True):
+        currency = currency.upper()
+        members = [_member(row, currency) for row in rows]
+        expense = _account(rows[0], "expense", COMMISSION_EXPENSE, currency) if rows else None
+        chains.append(Chain(members, expense))
+    return chains
+
+
 async def load_chain(session: AsyncSession, partner_id: int, *, currency: str, at: datetime) -> Chain:
     """The partner (level 1) and up to MAX_LEVELS - 1 recruiters above it, for a sale in `currency` at `at`."""
-    currency = currency.upper()
-    rows = (
-        await session.execute(
-            _CHAIN, {"partner_id": partner_id, "currency": currency, "month_start": month_start(at), "at": at}
-        )
-    ).all()
-    members = [
-        Member(
-            level=row.level,
-            partner_id=row.id,
-            referral_code=row.referral_code,
-            can_earn=row.status == "approved" and (row.agreement_id is None or bool(row.accepted)),
-            since=row.since,
-            program_currency=row.currency,
-            new_partner_period_days=row.new_partner_period_days,
-            new_partner_extra_hold_days=row.new_partner_extra_hold_days,
-            tier_hold_days=row.hold_days,
-            base_rate_bps=row.base_rate_bps,
-            ceiling_rate_bps=row.ceiling_rate_bps,
-            bonus_steps=row.bonus_steps,
-            negotiated_level1_bps=row.negotiated_level1_bps,
-            level2_rate_bps=row.level2_rate_bps,
-            level3_rate_bps=row.level3_rate_bps,
-            can_recruit=bool(row.can_recruit),
-            commission_duration=row.commission_duration,
-            commission_duration_value=row.commission_duration_value,
-            monthly_revenue=int(row.monthly_revenue or 0),
-            pending_account=_account(row, "pending", EARNINGS_PENDING, currency),
-        )
-        for row in rows
-    ]
-    expense = _account(rows[0], "expense", COMMISSION_EXPENSE, currency) if rows else None
-    return Chain(members, expense)
+    [chain] = await load_chains(session, [(partner_id, currency, at)])
+    return chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +282,7 @@ class Sale:
     currency: str
     occurred_at: datetime
     first_purchase_at: datetime  # the customer's first purchase, this one included
+    recorded_at: datetime  # when the platform received it: the commissions' creation, their hold starts
 
 
 @dataclass(frozen=True, slots=True)

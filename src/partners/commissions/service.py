@@ -20,6 +20,7 @@ rejected or adjusted by staff. Arithmetic comes from `commissions.rules`; money 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -38,7 +39,7 @@ from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.ledger import service as ledger
 from partners.ledger.models import LedgerAccount, LedgerTransaction
-from partners.ledger.schemas import AccountRef, Posting
+from partners.ledger.schemas import AccountRef, NewTransaction, Posting
 from partners.rollups import service as rollups
 from partners.tracking.models import Customer
 
@@ -149,44 +150,61 @@ def _shares(amount: int, paid: list[Earner]) -> list[int]:
         raise Unprocessable(f"the chain's commission rates cannot be paid: {error}", field="amount") from error
 
 
-async def pay_commissions(session: AsyncSession, sale: Sale, chain: Chain, *, now: datetime) -> list[NewCommission]:
-    """The pending commissions of a new sale and their one ledger transaction, written with statements built
-    once (the purchase hot path). `chain` is `earners.load_chain` of the sale's partner, currency and time."""
+async def pay_commissions(session: AsyncSession, sales: Sequence[tuple[Sale, Chain]]) -> list[list[NewCommission]]:
+    """The pending commissions of new sales and their ledger transactions (one each), for a batch of purchases
+    (the purchase hot path): one INSERT for all the transactions, one for their entries, one for the
+    commissions. Each chain is `earners.load_chain` of its sale's partner, currency and time. The answer: each
+    sale's commissions, in the order given."""
+    paid = [await _paid_shares(session, sale, chain) for sale, chain in sales]
+    owed = [(sale, chain, shares) for (sale, chain), shares in zip(sales, paid, strict=True) if shares]
+    # The ledger transactions first, so the commissions are inserted with their ids (no UPDATE after).
+    transaction_ids = await ledger.post_each(
+        session, [await _commission_transaction(session, sale, chain, shares) for sale, chain, shares in owed]
+    )
+    rows: list[dict[str, Any]] = []
+    for (sale, _chain, shares), transaction_id in zip(owed, transaction_ids, strict=True):
+        sale_rows = [_commission_row(sale, earner, share, transaction_id) for earner, share in shares]
+        rollups.count_new_commissions(session.sync_session, rollups.utc_day(sale.occurred_at), sale_rows)
+        rows += sale_rows
+    if rows:
+        await session.execute(_INSERT_COMMISSIONS, rows)
+    return [
+        [
+            NewCommission(earner.partner_id, _code(chain, earner), earner.level, share, sale.currency, "pending")
+            for earner, share in shares
+        ]
+        for (sale, chain), shares in zip(sales, paid, strict=True)
+    ]
+
+
+async def _paid_shares(session: AsyncSession, sale: Sale, chain: Chain) -> list[tuple[Earner, int]]:
+    """The chain members paid on the sale and their shares (> 0), level 1 first."""
     if not chain.members or not await still_pays(session, chain.members[0], sale):
         return []
     found = earners(chain, sale)
-    paid = [(earner, share) for earner, share in zip(found, _shares(sale.amount, found), strict=True) if share > 0]
-    if not paid:
-        return []
-    # The ledger transaction first, so the commissions are inserted with its id (no UPDATE after).
-    transaction_id = await _post_commissions(
-        session, sale, chain, [(earner.partner_id, share) for earner, share in paid]
-    )
-    rows: list[dict[str, Any]] = [
-        {
-            "purchase_id": sale.purchase_id,
-            "partner_id": earner.partner_id,
-            "level": earner.level,
-            "currency": sale.currency,
-            "base_amount": sale.amount,
-            "rate_bps": earner.rate_bps,
-            "amount": share,
-            "reversed_amount": 0,
-            "status": "pending",
-            "status_reason": "",
-            "payable_at": now + timedelta(days=earner.hold_days),
-            "ledger_transaction_id": transaction_id,
-            "created_at": now,
-        }
-        for earner, share in paid
-    ]
-    await session.execute(_INSERT_COMMISSIONS, rows)
-    rollups.count_new_commissions(session.sync_session, rollups.utc_day(sale.occurred_at), rows)
-    codes = {member.partner_id: member.referral_code for member in chain.members}
-    return [
-        NewCommission(earner.partner_id, codes[earner.partner_id], earner.level, share, sale.currency, "pending")
-        for earner, share in paid
-    ]
+    return [(earner, share) for earner, share in zip(found, _shares(sale.amount, found), strict=True) if share > 0]
+
+
+def _commission_row(sale: Sale, earner: Earner, share: int, transaction_id: int) -> dict[str, Any]:
+    return {
+        "purchase_id": sale.purchase_id,
+        "partner_id": earner.partner_id,
+        "level": earner.level,
+        "currency": sale.currency,
+        "base_amount": sale.amount,
+        "rate_bps": earner.rate_bps,
+        "amount": share,
+        "reversed_amount": 0,
+        "status": "pending",
+        "status_reason": "",
+        "payable_at": sale.recorded_at + timedelta(days=earner.hold_days),
+        "ledger_transaction_id": transaction_id,
+        "created_at": sale.recorded_at,
+    }
+
+
+def _code(chain: Chain, earner: Earner) -> str:
+    return next(member.referral_code for member in chain.members if member.partner_id == earner.partner_id)
 
 
 _INSERT_COMMISSIONS = sa.insert(cast(sa.Table, Commission.__table__))
@@ -209,27 +227,29 @@ async def create_commissions_for_purchase(
         currency=purchase.currency,
         occurred_at=purchase.occurred_at,
         first_purchase_at=customer.first_purchase_at or purchase.occurred_at,
+        recorded_at=now,
     )
     chain = await load_chain(session, customer.partner_id, currency=purchase.currency, at=purchase.occurred_at)
-    await pay_commissions(session, sale, chain, now=now)
+    await pay_commissions(session, [(sale, chain)])
     return await commissions_for_purchase(session, purchase.id)
 
 
-async def _post_commissions(session: AsyncSession, sale: Sale, chain: Chain, shares: list[tuple[int, int]]) -> int:
-    """One transaction: commission_expense pays each (partner id, share) into its earnings_pending. The
-    accounts come with the chain; the first sale in a currency (or a partner's first commission) opens them."""
+async def _commission_transaction(
+    session: AsyncSession, sale: Sale, chain: Chain, shares: list[tuple[Earner, int]]
+) -> NewTransaction:
+    """The sale's ledger transaction: commission_expense pays each share into its partner's earnings_pending.
+    The accounts come with the chain; the first sale in a currency (or a partner's first commission) opens them."""
     expense: LedgerAccount | AccountRef | None = chain.expense_account
     pending: dict[int, LedgerAccount | AccountRef] = {
         member.partner_id: member.pending_account for member in chain.members if member.pending_account is not None
     }
-    partner_ids = [partner for partner, _ in shares]
+    partner_ids = [earner.partner_id for earner, _ in shares]
     if expense is None or any(partner not in pending for partner in partner_ids):
         expense, opened = await accounts.commission_accounts(session, partner_ids, sale.currency)
         pending.update(opened)
     postings = [Posting(expense, -sum(share for _, share in shares))]
-    postings += [Posting(pending[partner], share) for partner, share in shares]
-    return await ledger.post(
-        session,
+    postings += [Posting(pending[earner.partner_id], share) for earner, share in shares]
+    return NewTransaction(
         idempotency_key=f"purchase:{sale.purchase_id}:commissions",
         kind=COMMISSION_KIND,
         postings=postings,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from partners.db.types import utcnow
 from partners.events import service
+from partners.events.batching import PurchaseBatcher
 from partners.events.schemas import (
     ChargebackIn,
     PurchaseIn,
@@ -24,6 +25,8 @@ from partners.kit.deps import SessionDep, SettingsDep
 router = APIRouter(prefix="/events", tags=["events"])
 
 HostKey = Annotated[ApiKeyPrincipal, Depends(require_api_key("events:write"))]
+# Purchases are written by the process's batcher in units of work of its own (`events.batching`).
+BatchedHostKey = Annotated[ApiKeyPrincipal, Depends(require_api_key("events:write", own_writes=True))]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or invalid API key"},
@@ -50,9 +53,11 @@ async def signup(event: SignupIn, session: SessionDep, settings: SettingsDep, _k
 
 
 @router.post("/purchase", status_code=201, response_model=PurchaseOut, responses=PROBLEMS)
-async def purchase(event: PurchaseIn, session: SessionDep, _key: HostKey) -> JSONResponse:
-    """A customer paid: records the purchase and its commissions (up to three levels) in one transaction."""
-    return _reply(await service.record_purchase(session, event, now=utcnow()))
+async def purchase(event: PurchaseIn, request: Request, _key: BatchedHostKey) -> JSONResponse:
+    """A customer paid: records the purchase and its commissions (up to three levels) in one transaction,
+    committed before the answer (with the other purchases arriving meanwhile: `events.batching`)."""
+    batcher: PurchaseBatcher = request.app.state.purchase_batcher
+    return _reply(await batcher.record(event, now=utcnow()))
 
 
 @router.post("/refund", status_code=201, response_model=RefundOut, responses=PROBLEMS)

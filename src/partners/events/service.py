@@ -19,7 +19,7 @@ discount is for the host to apply to the customer's first purchase (`apply_now` 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.affiliates.models import Partner
 from partners.commissions import service as commissions
-from partners.commissions.earners import Sale, load_chain
+from partners.commissions.earners import Chain, Sale, load_chains
 from partners.db.types import utcnow
 from partners.events.models import HostEvent, Purchase, Refund
 from partners.events.schemas import (
@@ -71,7 +71,7 @@ class EventResult:
 
 
 _CLAIM = {
-    name: dialect.insert(_host_events).on_conflict_do_nothing().returning(_host_events.c.id)
+    name: dialect.insert(_host_events).on_conflict_do_nothing().returning(_host_events.c.id, _host_events.c.external_id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 _STORE_ANSWER = (
@@ -81,40 +81,70 @@ _STORE_ANSWER = (
 )
 
 
-async def _claim(session: AsyncSession, kind: str, external_id: str, digest: str) -> int | EventResult:
-    """Insert the event's row; returns its id, or the stored answer when the event was seen before."""
+class EventFailed(Exception):
+    """Event `index` of a batch was rejected or failed with `error`. The unit of work must be rolled back: the
+    batch's other events may be written in part."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+async def _claim_each(session: AsyncSession, kind: str, keys: Sequence[tuple[str, str]]) -> list[int | EventResult]:
+    """Insert the rows of events (external id, payload digest), in one statement; for each, its new row's id,
+    or the stored answer when the event was seen before (`EventFailed` when it came with another payload)."""
+    created_at = utcnow()
     inserted = await session.execute(
         _CLAIM[session.get_bind().dialect.name],
-        {
-            "kind": kind,
-            "external_id": external_id,
-            "payload_hash": digest,
-            "status_code": 0,
-            "response": {},
-            "created_at": utcnow(),
-        },
+        [
+            {
+                "kind": kind,
+                "external_id": external_id,
+                "payload_hash": digest,
+                "status_code": 0,
+                "response": {},
+                "created_at": created_at,
+            }
+            for external_id, digest in keys
+        ],
     )
-    event_id = inserted.scalar_one_or_none()
-    if event_id is not None:
-        return int(event_id)
-    existing = await session.scalar(
+    new_ids = {external_id: int(event_id) for event_id, external_id in inserted.all()}
+    seen = await _seen_events(session, kind, [external_id for external_id, _ in keys if external_id not in new_ids])
+    claims: list[int | EventResult] = []
+    for index, (external_id, digest) in enumerate(keys):
+        if external_id in new_ids:
+            claims.append(new_ids[external_id])
+            continue
+        existing = seen[external_id]
+        if existing.payload_hash != digest:
+            conflict = IdempotencyConflict(
+                f"{kind} event {external_id!r} was already received with another payload", field="external_id"
+            )
+            raise EventFailed(index, conflict)
+        claims.append(EventResult(existing.status_code, existing.response))
+    return claims
+
+
+async def _seen_events(session: AsyncSession, kind: str, external_ids: list[str]) -> dict[str, HostEvent]:
+    if not external_ids:
+        return {}
+    found = await session.scalars(
         sa.select(HostEvent)
-        .where(HostEvent.kind == kind, HostEvent.external_id == external_id)
+        .where(HostEvent.kind == kind, HostEvent.external_id.in_(external_ids))
         .execution_options(populate_existing=True)
     )
-    assert existing is not None
-    if existing.payload_hash != digest:
-        raise IdempotencyConflict(
-            f"{kind} event {external_id!r} was already received with another payload", field="external_id"
-        )
-    return EventResult(existing.status_code, existing.response)
+    return {event.external_id: event for event in found}
 
 
 async def _once(
     session: AsyncSession, kind: str, event: EventIn, work: Callable[[], Awaitable[EventResult]]
 ) -> EventResult:
     digest = payload_hash(event.model_dump(mode="json"))
-    claimed = await _claim(session, kind, event.external_id, digest)
+    try:
+        [claimed] = await _claim_each(session, kind, [(event.external_id, digest)])
+    except EventFailed as failed:
+        raise failed.error from None
     if isinstance(claimed, EventResult):
         return claimed
     result = await work()
@@ -197,8 +227,9 @@ def _give_welcome_reward(program: Program, customer: Customer, now: datetime) ->
 
 _customers = cast(sa.Table, Customer.__table__)
 _purchases = cast(sa.Table, Purchase.__table__)
-_LOCK_CUSTOMER = (
+_LOCK_CUSTOMERS = (
     sa.select(
+        _customers.c.external_id,
         _customers.c.id,
         _customers.c.partner_id,
         _customers.c.first_purchase_at,
@@ -206,18 +237,21 @@ _LOCK_CUSTOMER = (
         _customers.c.click_id,
         _customers.c.attributed_at,
     )
-    .where(_customers.c.external_id == sa.bindparam("external_id"))
+    .where(_customers.c.external_id.in_(sa.bindparam("external_ids", expanding=True)))
+    .order_by(_customers.c.id)  # concurrent batches lock customers in the same order
     .with_for_update()
 )
-_INSERT_PURCHASE = {
-    name: dialect.insert(_purchases).on_conflict_do_nothing(index_elements=["external_id"]).returning(_purchases.c.id)
+_INSERT_PURCHASES = {
+    name: dialect.insert(_purchases)
+    .on_conflict_do_nothing(index_elements=["external_id"])
+    .returning(_purchases.c.id, _purchases.c.external_id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Buyer:
-    """The customer of a purchase, as locked for it."""
+    """The customer of purchases, as locked for them; `first_purchase_at` follows the batch's purchases."""
 
     id: int
     partner_id: int | None
@@ -227,117 +261,151 @@ class _Buyer:
     attributed_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    """A purchase written, and what its answer needs."""
+
+    index: int  # in the batch
+    purchase_id: int
+    customer_id: int
+    first_purchase: bool
+    paying: tuple[Sale, Chain] | None  # the sale and the chain that earns on it; None: nobody to pay
+
+
 async def record_purchase(session: AsyncSession, event: PurchaseIn, *, now: datetime) -> EventResult:
-    """Record the purchase and, in the same transaction, the commissions of up to three levels.
+    """Record the purchase and, in the same transaction, the commissions of up to three levels."""
+    try:
+        [result] = await record_purchases(session, [(event, now)])
+    except EventFailed as failed:
+        raise failed.error from None
+    return result
 
-    The busiest write of the platform (benchmark 2): statements built once, Core rows instead of ORM objects,
-    the chain read in one query; the rollups are counted here (`rollups.service`), not by the ORM listeners."""
 
-    async def work() -> EventResult:
-        customer = await _lock_customer(session, event.customer)
-        if customer is None:
-            raise NotFound(
-                f"customer {event.customer!r} is unknown: send its signup first, then this purchase again",
-                field="customer",
-            )
+async def record_purchases(
+    session: AsyncSession, purchases: Sequence[tuple[PurchaseIn, datetime]]
+) -> list[EventResult]:
+    """Record purchases (each with the time it was received) and their commissions in the unit of work: the
+    answers in the order given, or `EventFailed` naming the first purchase rejected.
+
+    The busiest write of the platform (benchmark 2), written for batches (`events.batching`): one statement each
+    for all the claims, customers, purchases, ledger transactions, ledger entries, commissions and answers; a
+    chain query per sale; the rollups are counted here (`rollups.service`), not by the ORM listeners. Each
+    external id appears once. The purchases are taken in the order given (a customer's first purchase, its
+    purchase count)."""
+    external_ids = [event.external_id for event, _ in purchases]
+    if len(set(external_ids)) != len(external_ids):
+        raise ValueError("a batch of purchases holds each external id once")
+    digests = [payload_hash(event.model_dump(mode="json")) for event, _ in purchases]
+    claims = await _claim_each(session, "purchase", list(zip(external_ids, digests, strict=True)))
+    new = [index for index, claim in enumerate(claims) if isinstance(claim, int)]
+    recorded = await _record_new(session, [(index, *purchases[index]) for index in new]) if new else []
+    paying = [r.paying for r in recorded if r.paying is not None]
+    paid = iter(await commissions.pay_commissions(session, paying))
+    answers = {
+        r.index: _answer(201, _purchase_out(purchases[r.index][0], r, next(paid) if r.paying else [])) for r in recorded
+    }
+    if answers:
+        await session.execute(
+            _STORE_ANSWER,
+            [
+                {"event_id": claims[index], "status_code": answer.status_code, "response": answer.body}
+                for index, answer in answers.items()
+            ],
+        )
+    return [claim if isinstance(claim, EventResult) else answers[index] for index, claim in enumerate(claims)]
+
+
+async def _record_new(session: AsyncSession, purchases: list[tuple[int, PurchaseIn, datetime]]) -> list[_Recorded]:
+    """Write the purchases never seen before (index in the batch, event, time received) and read the chains that
+    earn on them (one query for all)."""
+    buyers = await _lock_customers(session, purchases)
+    purchase_ids = await _insert_purchases(session, purchases, buyers)
+    written: list[tuple[int, int, int, bool, Sale | None]] = []
+    for index, event, now in purchases:
+        buyer = buyers[event.customer]
         occurred_at = event.occurred_at or now
-        purchase_id = await _insert_purchase(session, event, customer.id, customer.partner_id, occurred_at, now)
-        first_purchase_at = await _move_first_purchase(session, customer, occurred_at)
-        level1_code: str | None = None
-        created: list[commissions.NewCommission] = []
-        if customer.partner_id is not None:
+        first_purchase = buyer.first_purchase_at is None
+        first_purchase_at = await _move_first_purchase(session, buyer, occurred_at)
+        sale: Sale | None = None
+        if buyer.partner_id is not None:
             sale = Sale(
-                purchase_id=purchase_id,
+                purchase_id=purchase_ids[event.external_id],
                 external_id=event.external_id,
-                customer_id=customer.id,
-                partner_id=customer.partner_id,
+                customer_id=buyer.id,
+                partner_id=buyer.partner_id,
                 amount=event.amount,
                 currency=event.currency,
                 occurred_at=occurred_at,
                 first_purchase_at=first_purchase_at,
+                recorded_at=now,
             )
-            level1_code, created = await _pay_partners(session, sale, now)
-        body = PurchaseOut(
-            purchase_id=purchase_id,
-            external_id=event.external_id,
-            customer_id=customer.id,
-            partner=level1_code,
-            amount=event.amount,
-            currency=event.currency,
-            first_purchase=customer.first_purchase_at is None,
-            commissions=[
-                CommissionOut(
-                    partner=c.referral_code, level=c.level, amount=c.amount, currency=c.currency, status=c.status
-                )
-                for c in created
-            ],
-        )
-        return _answer(201, body)
-
-    return await _once(session, "purchase", event, work)
+            _count_purchase(session, sale)
+        written.append((index, purchase_ids[event.external_id], buyer.id, first_purchase, sale))
+    sales = [sale for *_, sale in written if sale is not None]
+    chains = iter(await load_chains(session, [(sale.partner_id, sale.currency, sale.occurred_at) for sale in sales]))
+    return [
+        _Recorded(index, purchase_id, customer_id, first, (sale, next(chains)) if sale is not None else None)
+        for index, purchase_id, customer_id, first, sale in written
+    ]
 
 
-async def _lock_customer(session: AsyncSession, external_id: str) -> _Buyer | None:
-    """Locked: its purchases are numbered one after the other (first purchase, duration rules)."""
-    row = (await session.execute(_LOCK_CUSTOMER, {"external_id": external_id})).one_or_none()
-    return _Buyer(*row) if row is not None else None
+async def _lock_customers(
+    session: AsyncSession, purchases: list[tuple[int, PurchaseIn, datetime]]
+) -> dict[str, _Buyer]:
+    """The purchases' customers, locked: a customer's purchases are numbered one after the other (first
+    purchase, duration rules). `EventFailed` (404 naming `customer`) for the first purchase of an unknown one."""
+    wanted = sorted({event.customer for _, event, _ in purchases})
+    rows = await session.execute(_LOCK_CUSTOMERS, {"external_ids": wanted})
+    buyers = {row.external_id: _Buyer(*row[1:]) for row in rows}
+    for index, event, _ in purchases:
+        if event.customer not in buyers:
+            unknown = NotFound(
+                f"customer {event.customer!r} is unknown: send its signup first, then this purchase again",
+                field="customer",
+            )
+            raise EventFailed(index, unknown)
+    return buyers
 
 
-async def _move_first_purchase(session: AsyncSession, customer: _Buyer, occurred_at: datetime) -> datetime:
-    """The customer's first purchase, this one included (moved earlier by a late-sent older purchase); a
-    customer who signed up through one of its partner's links becomes, at its first purchase, a buyer of it."""
-    if customer.first_purchase_at is not None and customer.first_purchase_at <= occurred_at:
-        return customer.first_purchase_at
-    # ORM-enabled, so that a Customer loaded in this session follows.
-    await session.execute(sa.update(Customer).where(Customer.id == customer.id).values(first_purchase_at=occurred_at))
-    if customer.first_purchase_at is None and customer.attributed_via == "click":
-        await _count_link_buyer(session, customer.partner_id, customer.click_id, customer.attributed_at)
-    return occurred_at
-
-
-async def _pay_partners(
-    session: AsyncSession, sale: Sale, now: datetime
-) -> tuple[str, list[commissions.NewCommission]]:
-    """Count the sale in the partner's rollups and pay its chain: (level 1's referral code, the commissions)."""
-    rollups.count_purchase(
-        session.sync_session,
-        partner_id=sale.partner_id,
-        customer_id=sale.customer_id,
-        occurred_at=sale.occurred_at,
-        currency=sale.currency,
-        amount=sale.amount,
-    )
-    chain = await load_chain(session, sale.partner_id, currency=sale.currency, at=sale.occurred_at)
-    return chain.members[0].referral_code, await commissions.pay_commissions(session, sale, chain, now=now)
-
-
-async def _insert_purchase(
-    session: AsyncSession,
-    event: PurchaseIn,
-    customer_id: int,
-    partner_id: int | None,
-    occurred_at: datetime,
-    now: datetime,
-) -> int:
-    inserted = await session.execute(
-        _INSERT_PURCHASE[session.get_bind().dialect.name],
+async def _insert_purchases(
+    session: AsyncSession, purchases: list[tuple[int, PurchaseIn, datetime]], buyers: dict[str, _Buyer]
+) -> dict[str, int]:
+    """Purchase id by external id. `EventFailed` (409) for the first purchase already stored (written by other
+    means than a purchase event, or with another event id)."""
+    rows = [
         {
             "external_id": event.external_id,
-            "customer_id": customer_id,
-            "partner_id": partner_id,
+            "customer_id": buyers[event.customer].id,
+            "partner_id": buyers[event.customer].partner_id,
             "amount": event.amount,
             "currency": event.currency,
             "product": event.product,
-            "occurred_at": occurred_at,
+            "occurred_at": event.occurred_at or now,
             "refunded_amount": 0,
             "status": "completed",
             "created_at": now,
-        },
-    )
-    purchase_id = inserted.scalar_one_or_none()
-    if purchase_id is None:
-        raise Conflict(f"purchase {event.external_id!r} already exists", field="external_id")
-    return int(purchase_id)
+        }
+        for _, event, now in purchases
+    ]
+    inserted = await session.execute(_INSERT_PURCHASES[session.get_bind().dialect.name], rows)
+    ids = {external_id: int(purchase_id) for purchase_id, external_id in inserted.all()}
+    for index, event, _ in purchases:
+        if event.external_id not in ids:
+            raise EventFailed(index, Conflict(f"purchase {event.external_id!r} already exists", field="external_id"))
+    return ids
+
+
+async def _move_first_purchase(session: AsyncSession, buyer: _Buyer, occurred_at: datetime) -> datetime:
+    """The customer's first purchase, this one included (moved earlier by a late-sent older purchase); a
+    customer who signed up through one of its partner's links becomes, at its first purchase, a buyer of it."""
+    if buyer.first_purchase_at is not None and buyer.first_purchase_at <= occurred_at:
+        return buyer.first_purchase_at
+    # ORM-enabled, so that a Customer loaded in this session follows.
+    await session.execute(sa.update(Customer).where(Customer.id == buyer.id).values(first_purchase_at=occurred_at))
+    if buyer.first_purchase_at is None and buyer.attributed_via == "click":
+        await _count_link_buyer(session, buyer.partner_id, buyer.click_id, buyer.attributed_at)
+    buyer.first_purchase_at = occurred_at
+    return occurred_at
 
 
 async def _count_link_buyer(
@@ -350,6 +418,39 @@ async def _count_link_buyer(
     link_id = await session.scalar(rollups.link_of_click(click_id, partner_id))
     if link_id is not None:
         rollups.count_link_buyer(session.sync_session, link_id, attributed_at)
+
+
+def _count_purchase(session: AsyncSession, sale: Sale) -> None:
+    rollups.count_purchase(
+        session.sync_session,
+        partner_id=sale.partner_id,
+        customer_id=sale.customer_id,
+        occurred_at=sale.occurred_at,
+        currency=sale.currency,
+        amount=sale.amount,
+    )
+
+
+def _level1_code(paying: tuple[Sale, Chain] | None) -> str | None:
+    if paying is None or not paying[1].members:
+        return None
+    return paying[1].members[0].referral_code
+
+
+def _purchase_out(event: PurchaseIn, recorded: _Recorded, created: list[commissions.NewCommission]) -> PurchaseOut:
+    return PurchaseOut(
+        purchase_id=recorded.purchase_id,
+        external_id=event.external_id,
+        customer_id=recorded.customer_id,
+        partner=_level1_code(recorded.paying),
+        amount=event.amount,
+        currency=event.currency,
+        first_purchase=recorded.first_purchase,
+        commissions=[
+            CommissionOut(partner=c.referral_code, level=c.level, amount=c.amount, currency=c.currency, status=c.status)
+            for c in created
+        ],
+    )
 
 
 # --- refunds and chargebacks ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from partners.identity.deps import (
     clear_session_cookie,
     current_staff,
     current_staff_enrolling,
+    forget_api_key,
     require_staff,
     set_session_cookie,
     two_factor_blocks,
@@ -165,5 +166,6 @@ async def create_api_key(
 
 
 @router.delete("/admin/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["api-keys"])
-async def revoke_api_key(key_id: int, _: ApiKeyManager, session: SessionDep) -> None:
+async def revoke_api_key(key_id: int, request: Request, _: ApiKeyManager, session: SessionDep) -> None:
     await service.revoke_api_key(session, key_id)
+    forget_api_key(request, key_id)

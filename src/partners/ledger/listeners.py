@@ -1,4 +1,4 @@
-"""Session events: the credits `ledger.service.post` deferred are added to their balance rows when the root
+"""Session events: the credits `ledger.service.post_each` deferred are added to their balance rows when the root
 transaction commits, and forgotten when it ends otherwise. Loaded with the models (`partners.db.registry`),
 before the rollups' listeners, so every committing transaction locks balance rows first, then rollup rows."""
 

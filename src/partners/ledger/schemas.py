@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -27,6 +29,17 @@ class Posting:
 
     account: LedgerAccount | AccountRef
     amount: int
+
+
+@dataclass(frozen=True)
+class NewTransaction:
+    """A journal transaction to write (`ledger.service.post_each`)."""
+
+    idempotency_key: str
+    kind: str
+    postings: Sequence[Posting]
+    description: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

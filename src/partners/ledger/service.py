@@ -17,7 +17,7 @@ against the locked, current value. On SQLite the write transaction is serialised
 `kept_as_sum` (platform-wide) are never updated: their balance is the sum of their entries, so they are no
 hot row. Nothing here commits: an error leaves the caller to roll the whole unit of work back.
 
-Credits at commit: `post` (the purchase path) writes its entries at once but adds its credits to their balance
+Credits at commit: `post_each` (the purchase path) writes its entries at once but adds its credits to their balance
 rows when the unit of work commits (`ledger.listeners`), all of the transaction's together, in account id
 order. An upline partner is paid on every sale of its network, so its balance row is the hottest row of the
 platform: locked from mid-transaction to the commit, concurrent sales queued behind each other for the whole
@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from partners.db.types import utcnow
 from partners.kit.errors import Conflict, IdempotencyConflict, InsufficientFunds, NotFound, Unprocessable
 from partners.ledger.models import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransaction
-from partners.ledger.schemas import AccountRef, Balance, Posting
+from partners.ledger.schemas import AccountRef, Balance, NewTransaction, Posting
 
 MAX_KEY_LENGTH = 200
 MAX_KIND_LENGTH = 64
@@ -150,9 +150,16 @@ _CHANGE_BALANCE = (
     )
     .returning(_accounts.c.posted, _accounts.c.pending_debits)
 )
+_ADD_CREDITS = (
+    sa.update(_accounts)
+    .where(_accounts.c.id == sa.bindparam("account_id"))
+    .values(posted=_accounts.c.posted + sa.bindparam("credit"))
+)
 _INSERT_ENTRIES = sa.insert(_entries)
 _INSERT_TRANSACTION = {
-    name: dialect.insert(_transactions).on_conflict_do_nothing().returning(_transactions.c.id)
+    name: dialect.insert(_transactions)
+    .on_conflict_do_nothing()
+    .returning(_transactions.c.id, _transactions.c.idempotency_key)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 
@@ -247,13 +254,13 @@ def _checked_digest(idempotency_key: str, kind: str, postings: Sequence[Posting]
 
 async def _write_legs(
     session: AsyncSession,
-    transaction_id: int,
-    postings: Sequence[Posting],
+    transactions: Sequence[tuple[int, Sequence[Posting]]],
     *,
     allow_overdraft: bool,
     credits_at_commit: bool = False,
 ) -> None:
-    """The entries of a new transaction and their balance rows (locked in ascending account id order)."""
+    """The entries of new transactions (id, postings), in one INSERT, and their balance rows (locked in
+    ascending account id order)."""
     await session.execute(
         _INSERT_ENTRIES,
         [
@@ -263,10 +270,12 @@ async def _write_legs(
                 "currency": posting.account.currency,
                 "amount": posting.amount,
             }
+            for transaction_id, postings in transactions
             for posting in postings
         ],
     )
-    for posting in sorted(postings, key=lambda p: p.account.id):
+    legs = sorted((posting for _, postings in transactions for posting in postings), key=lambda p: p.account.id)
+    for posting in legs:
         if credits_at_commit and posting.amount > 0 and not posting.account.kept_as_sum:
             deferred: dict[int, int] = session.sync_session.info.setdefault(DEFERRED_CREDITS_KEY, {})
             deferred[posting.account.id] = deferred.get(posting.account.id, 0) + posting.amount
@@ -280,13 +289,12 @@ async def _write_legs(
 
 
 def apply_deferred_credits(session: Session) -> None:
-    """Add the credits `post` deferred to their balance rows, in account id order: at commit
-    (`ledger.listeners`), or before the unit of work reads or debits a balance row itself (`_settle`). A credit
-    cannot break a floor, so nothing is checked."""
+    """Add the credits `post_each` deferred to their balance rows, in account id order, in one executemany: at
+    commit (`ledger.listeners`), or before the unit of work reads or debits a balance row itself (`_settle`). A
+    credit cannot break a floor, so nothing is checked."""
     deferred: dict[int, int] = session.info.pop(DEFERRED_CREDITS_KEY, {})
-    for account_id in sorted(deferred):
-        parameters = {"account_id": account_id, "d_posted": deferred[account_id]}
-        session.execute(_CHANGE_BALANCE, {**parameters, "d_pending_debits": 0, "d_pending_credits": 0})
+    if deferred:
+        session.execute(_ADD_CREDITS, [{"account_id": key, "credit": deferred[key]} for key in sorted(deferred)])
 
 
 async def post_transaction(
@@ -321,43 +329,47 @@ async def post_transaction(
     )
     if transaction is None:
         return await _existing_transaction(session, idempotency_key, digest)
-    await _write_legs(session, transaction.id, postings, allow_overdraft=allow_overdraft)
+    await _write_legs(session, [(transaction.id, postings)], allow_overdraft=allow_overdraft)
     return transaction
 
 
-async def post(
-    session: AsyncSession,
-    *,
-    idempotency_key: str,
-    kind: str,
-    postings: Sequence[Posting],
-    description: str = "",
-    details: dict[str, Any] | None = None,
-) -> int:
-    """`post_transaction` for the hot path (a purchase's commissions): the same rules and idempotency, but
-    Core statements built once, the new transaction's id as the answer instead of an ORM object, and the
-    credits added to their balance rows at commit (see the module's docstring). Outside a savepoint only: in
-    one, the credits are applied at once, like `post_transaction`'s."""
-    details = details or {}
-    digest = _checked_digest(idempotency_key, kind, postings, details)
-    dialect = session.get_bind().dialect.name
+async def post_each(session: AsyncSession, transactions: Sequence[NewTransaction]) -> list[int]:
+    """`post_transaction` for the hot path (the commissions of a batch of purchases): the same rules and
+    idempotency, but one INSERT for all the transactions and one for all their entries, the new ids as the answer
+    (in the order given) instead of ORM objects, and the credits added to their balance rows at commit (see the
+    module's docstring). Inside a savepoint the credits are applied at once, like `post_transaction`'s."""
+    if not transactions:
+        return []
+    keys = [transaction.idempotency_key for transaction in transactions]
+    if len(set(keys)) != len(keys):
+        raise Unprocessable("each transaction of one call needs its own idempotency key", field="idempotency_key")
+    digests = [_checked_digest(t.idempotency_key, t.kind, t.postings, t.details) for t in transactions]
+    created_at = utcnow()
     inserted = await session.execute(
-        _INSERT_TRANSACTION[dialect],
-        {
-            "idempotency_key": idempotency_key,
-            "payload_hash": digest,
-            "kind": kind,
-            "description": description,
-            "details": details,
-            "created_at": utcnow(),
-        },
+        _INSERT_TRANSACTION[session.get_bind().dialect.name],
+        [
+            {
+                "idempotency_key": transaction.idempotency_key,
+                "payload_hash": digest,
+                "kind": transaction.kind,
+                "description": transaction.description,
+                "details": transaction.details,
+                "created_at": created_at,
+            }
+            for transaction, digest in zip(transactions, digests, strict=True)
+        ],
     )
-    transaction_id = inserted.scalar_one_or_none()
-    if transaction_id is None:
-        return (await _existing_transaction(session, idempotency_key, digest)).id
+    new_ids: dict[str, int] = {key: int(transaction_id) for transaction_id, key in inserted.all()}
+    ids: list[int] = []
+    for transaction, digest in zip(transactions, digests, strict=True):
+        new_id = new_ids.get(transaction.idempotency_key)
+        if new_id is None:  # written before under this key
+            new_id = (await _existing_transaction(session, transaction.idempotency_key, digest)).id
+        ids.append(new_id)
+    written = [(new_ids[t.idempotency_key], t.postings) for t in transactions if t.idempotency_key in new_ids]
     at_commit = session.sync_session.get_nested_transaction() is None
-    await _write_legs(session, int(transaction_id), postings, allow_overdraft=False, credits_at_commit=at_commit)
-    return int(transaction_id)
+    await _write_legs(session, written, allow_overdraft=False, credits_at_commit=at_commit)
+    return ids
 
 
 async def transfer(

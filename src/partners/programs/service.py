@@ -445,17 +445,22 @@ def month_start(at: datetime) -> datetime:
     return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def month_revenue(partner_id: Any, currency: Any) -> sa.ScalarSelect[Any]:
-    """Net revenue (amount - refunded) of the partner's own customers' purchases in [:month_start, :at), as a
-    scalar subquery (the caller binds `month_start` and `at`): the revenue that lifts a level-1 rate."""
+def month_revenue(partner_id: Any, currency: Any, first: Any = None, before: Any = None) -> sa.ScalarSelect[Any]:
+    """Net revenue (amount - refunded) of the partner's own customers' purchases in [first, before), as a
+    scalar subquery: the revenue that lifts a level-1 rate. `first` and `before` are the month's start and the
+    sale's time, columns or, by default, the bound parameters `month_start` and `at`."""
     purchases = cast(sa.Table, Purchase.__table__)
+    if first is None:
+        first = sa.bindparam("month_start", type_=UTCDateTime())
+    if before is None:
+        before = sa.bindparam("at", type_=UTCDateTime())
     return (
         sa.select(sa.func.coalesce(sa.func.sum(purchases.c.amount - purchases.c.refunded_amount), 0))
         .where(
             purchases.c.partner_id == partner_id,
             purchases.c.currency == currency,
-            purchases.c.occurred_at >= sa.bindparam("month_start", type_=UTCDateTime()),
-            purchases.c.occurred_at < sa.bindparam("at", type_=UTCDateTime()),
+            purchases.c.occurred_at >= first,
+            purchases.c.occurred_at < before,
         )
         .scalar_subquery()
     )

@@ -15,6 +15,7 @@ from partners.db.types import utcnow
 from partners.disputes import service as disputes
 from partners.disputes.schemas import ResolveIn
 from partners.identity import service as identity
+from partners.identity.deps import forget_api_key
 from partners.identity.roles import API_KEY_SCOPES, Role
 from partners.kit.deps import SessionDep
 from partners.kit.errors import AppError, Unprocessable
@@ -477,6 +478,7 @@ async def revoke_api_key(key_id: int, request: Request) -> Response:
         async with write_unit(request) as session:
             await staff_viewer(request, session, "apikeys:manage")
             await identity.revoke_api_key(session, key_id)
+        forget_api_key(request, key_id)
     except AppError as error:
         return await _failed(request, "api-keys", "/console/api-keys", error)
     return redirect(request, "/console/api-keys?done=key-revoked")

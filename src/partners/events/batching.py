@@ -1,0 +1,129 @@
+"""Purchase events written in batches: group commit.
+
+Each `POST /events/purchase` hands its event to the process's `PurchaseBatcher` and waits for the answer. The
+batcher takes every event waiting (up to `max_batch`) and records them with `service.record_purchases` in ONE
+unit of work: set-based statements for the whole batch, one commit, the rollup rows and the upline partners'
+balance rows written once with the batch's sums instead of once per event. An answer is sent only after its
+batch has committed, so what was acknowledged is durable, exactly as for one event alone. While a batch runs,
+new events queue for the next one: no timer, no added wait when the load is light (a lone event is a batch of
+one).
+
+Correctness rules:
+- A batch never holds two events with the same external id: the later one waits for the next batch (its claim
+  then finds the first one's stored answer, as a replay does).
+- Events are recorded in the order of their customers' external ids (arrival order within a customer), and
+  customers are locked in id order, so concurrent batches lock customer rows in the same order.
+- An event rejected or failing (`service.EventFailed`: unknown customer, conflicting payload, purchase already
+  stored) rolls the whole batch back: that event is then recorded alone, in its own unit of work, and its answer
+  or error is its caller's; the others go back to the head of the queue for the next batch. Each failure takes
+  one event out, so a batch always ends. A failure no event can be blamed for (at commit, a lost connection)
+  records each event of the batch alone.
+
+Measured in bench/ (benchmark 2, bench/README.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from partners.db.session import Database
+from partners.events import service
+from partners.events.schemas import PurchaseIn
+from partners.kit.logging import get_logger
+
+MAX_BATCH = 64
+logger = get_logger(__name__)
+
+
+def _new_answer() -> asyncio.Future[service.EventResult]:
+    return asyncio.get_running_loop().create_future()
+
+
+@dataclass(slots=True)
+class _Waiting:
+    event: PurchaseIn
+    now: datetime
+    answer: asyncio.Future[service.EventResult] = field(default_factory=_new_answer)
+
+
+class PurchaseBatcher:
+    """One per process. `concurrency` batches may run at once (each on its own connection); SQLite has one
+    writer, so one is enough there."""
+
+    def __init__(self, database: Database, *, max_batch: int = MAX_BATCH, concurrency: int | None = None) -> None:
+        self.database = database
+        self.max_batch = max_batch
+        self.concurrency = concurrency or (1 if database.dialect == "sqlite" else 2)
+        self._queue: deque[_Waiting] = deque()
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def record(self, event: PurchaseIn, *, now: datetime) -> service.EventResult:
+        """The event's answer once its batch has committed; raises the event's error (an `AppError`...)."""
+        waiting = _Waiting(event, now)
+        self._queue.append(waiting)
+        if len(self._running) < self.concurrency:
+            task = asyncio.create_task(self._drain())
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return await waiting.answer
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._take_batch()
+            try:
+                await self._record_batch(batch)
+            except asyncio.CancelledError:  # the process is stopping: the callers get no answer (a 5xx)
+                for waiting in batch:
+                    waiting.answer.cancel()
+                raise
+
+    def _take_batch(self) -> list[_Waiting]:
+        """Up to `max_batch` waiting events, one per external id, in customer order."""
+        batch: list[_Waiting] = []
+        seen: set[str] = set()
+        held_back: list[_Waiting] = []
+        while self._queue and len(batch) < self.max_batch:
+            waiting = self._queue.popleft()
+            if waiting.event.external_id in seen:
+                held_back.append(waiting)
+            else:
+                seen.add(waiting.event.external_id)
+                batch.append(waiting)
+        self._queue.extendleft(reversed(held_back))
+        batch.sort(key=lambda waiting: waiting.event.customer)  # stable: arrival order within a customer
+        return batch
+
+    async def _record_batch(self, batch: list[_Waiting]) -> None:
+        try:
+            results = await self._write(batch)
+        except service.EventFailed as failed:
+            self._queue.extendleft(reversed(batch[: failed.index] + batch[failed.index + 1 :]))
+            await self._record_alone(batch[failed.index])
+        except Exception:
+            logger.warning("a purchase batch failed; recording its events one by one", exc_info=True)
+            for waiting in batch:
+                await self._record_alone(waiting)
+        else:
+            for waiting, result in zip(batch, results, strict=True):
+                _resolve(waiting, result)
+
+    async def _write(self, batch: list[_Waiting]) -> list[service.EventResult]:
+        async with self.database.write() as session:
+            return await service.record_purchases(session, [(waiting.event, waiting.now) for waiting in batch])
+
+    async def _record_alone(self, waiting: _Waiting) -> None:
+        try:
+            async with self.database.write() as session:
+                result = await service.record_purchase(session, waiting.event, now=waiting.now)
+        except Exception as error:
+            if not waiting.answer.done():
+                waiting.answer.set_exception(error)
+        else:
+            _resolve(waiting, result)
+
+
+def _resolve(waiting: _Waiting, result: service.EventResult) -> None:
+    if not waiting.answer.done():  # its caller may have gone (a cancelled request)
+        waiting.answer.set_result(result)

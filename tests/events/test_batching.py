@@ -1,0 +1,217 @@
+"""Purchase events written in batches (`events.batching`, `events.service.record_purchases`): the purchases
+waiting are written in one unit of work, each gets its own answer, and a rejected one takes nothing else down."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from partners.commissions.models import Commission
+from partners.db.session import Database
+from partners.events import service
+from partners.events.batching import PurchaseBatcher
+from partners.events.models import HostEvent, Purchase
+from partners.events.schemas import PurchaseIn, SignupIn
+from partners.identity.models import ApiKey
+from partners.kit.errors import IdempotencyConflict, NotFound
+from partners.ledger.models import LedgerEntry
+from partners.rollups import service as rollups
+from partners.settings import Settings
+from tests.events.support import Chain, count, make_chain
+
+T0 = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
+Recorder = Callable[..., Awaitable[list[service.EventResult]]]
+
+
+@pytest.fixture
+async def chain(database: Database, settings: Settings) -> Chain:
+    chain = await make_chain(database, settings)
+    for customer, code in (("cust-1", "cyd"), ("cust-2", "cyd"), ("cust-3", "ben"), ("walk-in", None)):
+        async with database.write() as session:
+            signup = SignupIn(external_id=customer, email=f"{customer}@example.org", referral_code=code)
+            await service.record_signup(session, settings, signup, now=T0 - timedelta(days=1))
+    return chain
+
+
+@pytest.fixture
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every `record_purchases` call (a unit of work of the batcher, or one event alone)."""
+    sizes: list[int] = []
+    original: Recorder = service.record_purchases
+
+    async def counted(session: Any, purchases: Sequence[Any]) -> list[service.EventResult]:
+        sizes.append(len(purchases))
+        return await original(session, purchases)
+
+    monkeypatch.setattr(service, "record_purchases", counted)
+    return sizes
+
+
+def event(external_id: str, customer: str = "cust-1", amount: int = 10_000) -> PurchaseIn:
+    return PurchaseIn(external_id=external_id, customer=customer, amount=amount, currency="USD", product="sms")
+
+
+async def record_all(batcher: PurchaseBatcher, events: list[PurchaseIn], now: datetime = T0) -> list[Any]:
+    """Hand the events to the batcher at once, as concurrent requests do; an answer or the error raised."""
+    return await asyncio.gather(*[batcher.record(e, now=now) for e in events], return_exceptions=True)
+
+
+def commissions_of(result: Any) -> list[tuple[str, int, int]]:
+    assert isinstance(result, service.EventResult), result
+    return [(c["partner"], c["level"], c["amount"]) for c in result.body["commissions"]]
+
+
+async def test_purchases_waiting_are_written_in_one_unit_of_work_with_their_own_answers(
+    database: Database, chain: Chain, batch_sizes: list[int]
+) -> None:
+    batcher = PurchaseBatcher(database, concurrency=1)
+    results = await record_all(
+        batcher,
+        [
+            event("pay-1", "cust-1", 12_345),
+            event("pay-2", "cust-3", 10_000),
+            event("pay-3", "cust-1", 2_000),  # the same customer again: not its first purchase
+            event("pay-4", "walk-in", 5_000),  # unattributed: nobody paid
+        ],
+    )
+    assert batch_sizes == [4]
+    assert [r.status_code for r in results] == [201] * 4
+    # Starter: 5% level 1, 2% level 2, 1% level 3, each round-half-even(amount x rate).
+    assert commissions_of(results[0]) == [("cyd", 1, 617), ("ben", 2, 247), ("ada", 3, 123)]
+    assert commissions_of(results[1]) == [("ben", 1, 500), ("ada", 2, 200)]
+    assert commissions_of(results[2]) == [("cyd", 1, 100), ("ben", 2, 40), ("ada", 3, 20)]
+    assert commissions_of(results[3]) == []
+    assert [r.body["first_purchase"] for r in results] == [True, True, False, True]
+    assert [r.body["partner"] for r in results] == ["cyd", "ben", "cyd", None]
+    assert await count(database, Purchase) == 4
+    assert await count(database, Commission) == 8
+    async with database.read() as session:
+        entries = await session.scalar(sa.select(sa.func.sum(LedgerEntry.amount)))
+        found = await rollups.stored_and_recounted(session)
+    assert entries == 0
+    for name, (stored, recounted) in found.items():
+        assert stored == recounted, name
+
+
+async def test_a_replay_gets_the_answer_its_batch_stored(database: Database, chain: Chain) -> None:
+    batcher = PurchaseBatcher(database)
+    [first] = await record_all(batcher, [event("pay-1")])
+    [again] = await record_all(batcher, [event("pay-1")])
+    assert again == first
+    assert await count(database, Purchase) == 1
+
+
+async def test_a_rejected_purchase_is_answered_alone_and_the_rest_of_its_batch_is_written(
+    database: Database, chain: Chain, batch_sizes: list[int]
+) -> None:
+    batcher = PurchaseBatcher(database, concurrency=1)
+    results = await record_all(
+        batcher, [event("pay-1", "cust-1"), event("pay-2", "ghost"), event("pay-3", "cust-2"), event("pay-4", "cust-3")]
+    )
+    assert isinstance(results[1], NotFound) and results[1].field == "customer"
+    assert [results[i].status_code for i in (0, 2, 3)] == [201, 201, 201]
+    # The batch rolled back; the unknown customer's purchase was tried alone, the three others together again.
+    assert batch_sizes == [4, 1, 3]
+    async with database.read() as session:
+        stored = set(await session.scalars(sa.select(Purchase.external_id)))
+        claimed = set(await session.scalars(sa.select(HostEvent.external_id).where(HostEvent.kind == "purchase")))
+    assert stored == claimed == {"pay-1", "pay-3", "pay-4"}  # errors are not remembered
+    assert await count(database, Commission) == 3 + 3 + 2
+
+
+async def test_a_known_id_with_another_payload_is_a_409_for_that_purchase_only(
+    database: Database, chain: Chain
+) -> None:
+    batcher = PurchaseBatcher(database)
+    await record_all(batcher, [event("pay-1", amount=1_000)])
+    changed, other = await record_all(batcher, [event("pay-1", amount=2_000), event("pay-2", "cust-2")])
+    assert isinstance(changed, IdempotencyConflict) and changed.field == "external_id"
+    assert other.status_code == 201
+    async with database.read() as session:
+        amounts = {p.external_id: p.amount for p in await session.scalars(sa.select(Purchase))}
+    assert amounts == {"pay-1": 1_000, "pay-2": 10_000}
+
+
+async def test_the_same_event_twice_in_one_batch_is_written_once(
+    database: Database, chain: Chain, batch_sizes: list[int]
+) -> None:
+    batcher = PurchaseBatcher(database, concurrency=1)
+    first, duplicate, other = await record_all(batcher, [event("pay-1"), event("pay-1"), event("pay-2", "cust-2")])
+    assert first.status_code == duplicate.status_code == other.status_code == 201
+    assert duplicate == first
+    assert batch_sizes == [2, 1]  # the duplicate waited for the next batch and found the stored answer
+    assert await count(database, Purchase) == 2
+    assert await count(database, Commission) == 6
+
+
+async def test_each_purchase_keeps_the_time_it_was_received(database: Database, chain: Chain) -> None:
+    batcher = PurchaseBatcher(database, concurrency=1)
+    later = T0 + timedelta(hours=5)
+    await asyncio.gather(batcher.record(event("pay-1"), now=T0), batcher.record(event("pay-2", "cust-2"), now=later))
+    async with database.read() as session:
+        rows = (
+            await session.execute(
+                sa.select(Purchase.external_id, Purchase.occurred_at, Commission.created_at, Commission.payable_at)
+                .join(Commission, Commission.purchase_id == Purchase.id)
+                .where(Commission.level == 1)
+                .order_by(Purchase.external_id)
+            )
+        ).all()
+    hold = timedelta(days=chain.tiers["starter"].hold_days)
+    assert [tuple(row) for row in rows] == [
+        ("pay-1", T0, T0, T0 + hold),
+        ("pay-2", later, later, later + hold),
+    ]
+
+
+async def test_a_batch_that_fails_as_a_whole_records_each_purchase_alone(
+    database: Database, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure no purchase can be blamed for (here: the first unit of work of several purchases) costs the
+    batch, never a purchase."""
+    original: Recorder = service.record_purchases
+    sizes: list[int] = []
+
+    async def failing_once(session: Any, purchases: Sequence[Any]) -> list[service.EventResult]:
+        sizes.append(len(purchases))
+        if len(sizes) == 1:
+            raise RuntimeError("connection lost")
+        return await original(session, purchases)
+
+    monkeypatch.setattr(service, "record_purchases", failing_once)
+    batcher = PurchaseBatcher(database, concurrency=1)
+    results = await record_all(batcher, [event("pay-1"), event("pay-2", "cust-2"), event("pay-3", "cust-3")])
+    assert [r.status_code for r in results] == [201, 201, 201]
+    assert sizes == [3, 1, 1, 1]
+    assert await count(database, Purchase) == 3
+
+
+async def test_concurrent_purchase_requests_are_all_written_and_add_up(
+    client: httpx.AsyncClient, database: Database, chain: Chain
+) -> None:
+    bodies = [
+        {"external_id": f"pay-{i}", "customer": f"cust-{i % 3 + 1}", "amount": 1_000 + i, "currency": "USD",
+         "product": "sms"}
+        for i in range(12)
+    ]  # fmt: skip
+    responses = await asyncio.gather(*[client.post("/events/purchase", json=b, headers=chain.host) for b in bodies])
+    assert [r.status_code for r in responses] == [201] * 12
+    async with database.read() as session:
+        paid_rows = await session.execute(
+            sa.select(Purchase.external_id, sa.func.sum(Commission.amount).label("paid"))
+            .join(Commission, Commission.purchase_id == Purchase.id)
+            .group_by(Purchase.external_id)
+        )
+        paid = {row.external_id: row.paid for row in paid_rows}
+        entries = await session.scalar(sa.select(sa.func.sum(LedgerEntry.amount)))
+        key_used = await session.scalar(sa.select(ApiKey.last_used_at))
+    answered = {r.json()["external_id"]: sum(c["amount"] for c in r.json()["commissions"]) for r in responses}
+    assert paid == answered
+    assert entries == 0
+    assert key_used is not None  # the key was read on a read-only unit of work and touched on a write one
