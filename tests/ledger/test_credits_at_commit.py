@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.db.session import Database
+from partners.kit.errors import IdempotencyConflict, Unprocessable
 from partners.ledger import service
 from partners.ledger.models import LedgerAccount, LedgerEntry
 from partners.ledger.schemas import NewTransaction, Posting
@@ -119,3 +120,40 @@ async def test_concurrent_sales_crediting_one_hot_account_lose_nothing(database:
     await asyncio.gather(*(sale(number) for number in range(12)))
     assert await _posted(database, hot) == (78, 78)  # 1 + 2 + ... + 12
     assert await _posted(database, other) == (120, 120)
+
+
+async def test_several_transactions_in_one_call_each_keep_their_idempotency(database: Database) -> None:
+    """`post_each` writes a batch's transactions together: new ones get new ids in the order given, one already
+    written under its key (same payload) gets its id back and writes nothing again."""
+    expense, first, second = await _accounts(database)
+    async with database.write() as session:
+        kept = await _pay(session, "sale-1", expense, (first, 100))
+
+    def pay(key: str, *shares: tuple[LedgerAccount, int]) -> NewTransaction:
+        postings = [Posting(expense, -sum(amount for _, amount in shares))]
+        return NewTransaction(key, "commission", postings + [Posting(account, amount) for account, amount in shares])
+
+    async with database.write() as session:
+        ids = await service.post_each(
+            session, [pay("sale-2", (first, 7), (second, 3)), pay("sale-1", (first, 100)), pay("sale-3", (second, 5))]
+        )
+    assert ids[1] == kept and len(set(ids)) == 3 and ids[0] < ids[2]
+    assert await _posted(database, first) == (107, 107)
+    assert await _posted(database, second) == (8, 8)
+    async with database.read() as session:
+        entries = await session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry))
+    assert entries == 2 + 3 + 2  # sale-1 once
+
+
+async def test_a_batch_with_a_key_reused_for_another_payload_or_twice_writes_nothing(database: Database) -> None:
+    expense, first, _second = await _accounts(database)
+    async with database.write() as session:
+        await _pay(session, "sale-1", expense, (first, 100))
+    other = NewTransaction("sale-1", "commission", [Posting(expense, -99), Posting(first, 99)])
+    fresh = NewTransaction("sale-2", "commission", [Posting(expense, -5), Posting(first, 5)])
+    for batch, error in (([fresh, other], IdempotencyConflict), ([fresh, fresh], Unprocessable)):
+        with pytest.raises(error) as raised:
+            async with database.write() as session:
+                await service.post_each(session, batch)
+        assert raised.value.field == "idempotency_key"
+    assert await _posted(database, first) == (100, 100)

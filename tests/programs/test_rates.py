@@ -7,7 +7,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from partners.audit.service import Actor
+from partners.commissions.earners import load_chain
 from partners.db.session import Database
+from partners.events.models import Purchase
 from partners.programs import service
 from partners.programs.models import Program, Tier
 from partners.settings import Settings
@@ -116,3 +118,42 @@ async def test_new_partners_carry_the_programs_extra_hold_days(database: Databas
         new_rates = await service.effective_rates(session, newcomer, currency="USD", at=T0)
         old_rates = await service.effective_rates(session, veteran, currency="USD", at=T0)
     assert (new_rates.hold_days, old_rates.hold_days) == (24, 14)
+
+
+async def test_the_months_revenue_adds_up_rollup_days_unwritten_deltas_and_the_sales_own_day(
+    database: Database, settings: Settings
+) -> None:
+    """Whole days before the sale's day come from the daily rollups (committed) plus the unit of work's own
+    deltas (written at commit); the sale's day from the purchases. Whatever the mix, the figure equals the
+    month's purchases summed row by row, and the chain query (`earners.load_chain`) agrees."""
+    at = T0  # 2026-03-10 12:00 UTC
+    async with database.write() as session:
+        program, tiers = await create_program(session, settings)
+        partner = await create_partner(session, program, tiers["starter"])
+        customer = await make_customer(session, program, partner)
+        first = await make_purchase(session, customer, 5_000, occurred_at=service.month_start(at))
+        fifth = await make_purchase(session, customer, 7_000, occurred_at=at - timedelta(days=5))
+        await make_purchase(session, customer, 100_000, occurred_at=service.month_start(at) - timedelta(seconds=1))
+        await make_purchase(session, customer, 1_000, occurred_at=at - timedelta(hours=4))  # its own day
+        await make_purchase(session, customer, 50, occurred_at=at)  # not before the sale
+        await make_purchase(session, customer, 9_999, occurred_at=at + timedelta(days=1))
+        fifth.refunded_amount = 2_000
+    async with database.write() as session:  # committed above; now this unit of work's own, unwritten
+        customer = await session.get_one(type(customer), customer.id)
+        await make_purchase(session, customer, 3_000, occurred_at=at - timedelta(days=7))
+        await make_purchase(session, customer, 400, occurred_at=at - timedelta(hours=3))
+        (await session.get_one(type(first), first.id)).refunded_amount = 500
+        await session.flush()
+        inside = await service.referred_revenue(session, partner.id, currency="USD", at=at)
+        chain = await load_chain(session, partner.id, currency="USD", at=at)
+        recount = await session.scalar(
+            sa.select(sa.func.sum(Purchase.amount - Purchase.refunded_amount)).where(
+                Purchase.partner_id == partner.id,
+                Purchase.occurred_at >= service.month_start(at),
+                Purchase.occurred_at < at,
+            )
+        )
+    async with database.read() as session:
+        after_commit = await service.referred_revenue(session, partner.id, currency="USD", at=at)
+    assert inside == recount == chain.members[0].monthly_revenue == after_commit
+    assert inside == (5_000 - 500) + (7_000 - 2_000) + 3_000 + 1_000 + 400

@@ -2,9 +2,10 @@
 
 The commission engine's hot path reads the whole chain in ONE query — each member with its tier, negotiated
 rates, program, whether it accepted its program's current agreement and its earnings_pending account, level 1's
-referred revenue of the month, and the platform's commission_expense account — instead of a dozen ORM loads
-(benchmark 2, bench/README.md). The rules are those of `programs.effective_rates`, `programs.hold_days_for`
-and `affiliates.can_earn`, and are tested against them:
+referred revenue of the month (`programs.month_revenue`, from the daily rollups), and the platform's
+commission_expense account — instead of a dozen ORM loads; a batch of purchase events reads the chains of all
+its sales in one query (`load_chains`; benchmark 2, bench/README.md). The rules are those of
+`programs.effective_rates`, `programs.hold_days_for` and `affiliates.can_earn`, and are tested against them:
 
 - a member earns only if approved and its program's current agreement (if any) is accepted;
 - level 1 earns its negotiated rate, else its tier's base rate lifted by the bonus steps its referred revenue
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -32,7 +33,7 @@ from partners.events.models import Purchase
 from partners.ledger.models import LedgerAccount
 from partners.ledger.schemas import AccountRef
 from partners.programs.models import PartnerRateOverride, Program, Tier
-from partners.programs.service import month_revenue, month_start
+from partners.programs.service import RevenueWindow, month_revenue, unwritten_revenue
 
 MAX_LEVELS = 3
 
@@ -94,15 +95,18 @@ def _account_columns(account: sa.FromClause, prefix: str) -> list[sa.ColumnEleme
 
 
 def _sales(count: int) -> sa.CTE:
-    """The sales asked about, one row each from bound parameters (`sale_<i>`, `partner_<i>`, `currency_<i>`,
-    `month_start_<i>`, `at_<i>`): the same on both engines, and the parameters carry their column types."""
+    """The sales asked about, one row each from bound parameters (`sale_<i>`, `partner_<i>`, `currency_<i>` and
+    the `RevenueWindow` before the sale: `first_day_<i>`, `last_day_<i>`, `at_<i>`, `day_end_<i>`): the same on
+    both engines, and the parameters carry their column types."""
     rows = [
         sa.select(
             sa.bindparam(f"sale_{i}", type_=sa.Integer).label("sale"),
             sa.bindparam(f"partner_{i}", type_=sa.BigInteger).label("partner_id"),
             sa.bindparam(f"currency_{i}", type_=sa.String).label("currency"),
-            sa.bindparam(f"month_start_{i}", type_=UTCDateTime()).label("month_start"),
+            sa.bindparam(f"first_day_{i}", type_=sa.Date).label("first_day"),
+            sa.bindparam(f"last_day_{i}", type_=sa.Date).label("last_day"),
             sa.bindparam(f"at_{i}", type_=UTCDateTime()).label("at"),
+            sa.bindparam(f"day_end_{i}", type_=UTCDateTime()).label("day_end"),
         )
         for i in range(count)
     ]
@@ -138,7 +142,7 @@ def _chain_query(count: int) -> sa.Select[Any]:
         _acceptances.c.partner_id == member.c.id, _acceptances.c.agreement_version_id == current_agreement
     )
     needs_revenue = sa.and_(chain.c.level == 1, _overrides.c.base_rate_bps.is_(None))
-    revenue = month_revenue(member.c.id, _programs.c.currency, sales.c.month_start, sales.c.at)
+    revenue = month_revenue(member.c.id, _programs.c.currency, sales.c)
     pending = _accounts.alias("pending")
     expense = _accounts.alias("expense")
     return (
@@ -213,7 +217,7 @@ def _account(row: Any, prefix: str, kind: str, currency: str) -> AccountRef | No
     )
 
 
-def _member(row: Any, currency: str) -> Member:
+def _member(row: Any, currency: str, unwritten: int) -> Member:
     return Member(
         level=row.level,
         partner_id=row.id,
@@ -233,7 +237,7 @@ def _member(row: Any, currency: str) -> Member:
         can_recruit=bool(row.can_recruit),
         commission_duration=row.commission_duration,
         commission_duration_value=row.commission_duration_value,
-        monthly_revenue=int(row.monthly_revenue or 0),
+        monthly_revenue=int(row.monthly_revenue or 0) + unwritten,
         pending_account=_account(row, "pending", EARNINGS_PENDING, currency),
     )
 
@@ -243,25 +247,28 @@ async def load_chains(session: AsyncSession, sales: Sequence[tuple[int, str, dat
     above it, in one query for all the sales."""
     if not sales:
         return []
+    windows = [RevenueWindow.before(at) for _, _, at in sales]
     parameters: dict[str, Any] = {}
-    for i, (partner_id, currency, at) in enumerate(sales):
-        parameters |= {
-            f"sale_{i}": i,
-            f"partner_{i}": partner_id,
-            f"currency_{i}": currency.upper(),
-            f"month_start_{i}": month_start(at),
-            f"at_{i}": at,
-        }
+    for i, ((partner_id, currency, _), window) in enumerate(zip(sales, windows, strict=True)):
+        parameters |= {f"sale_{i}": i, f"partner_{i}": partner_id, f"currency_{i}": currency.upper()}
+        parameters |= {f"{name}_{i}": value for name, value in asdict(window).items()}
     rows_of: list[list[Any]] = [[] for _ in sales]
     for row in await session.execute(_chain_query(len(sales)), parameters):
         rows_of[row.sale].append(row)
     chains = []
-    for (_, currency, _), rows in zip(sales, rows_of, strict=True):
+    for (_, currency, _), window, rows in zip(sales, windows, rows_of, strict=True):
         currency = currency.upper()
-        members = [_member(row, currency) for row in rows]
+        members = [_member(row, currency, _unwritten(session, row, window)) for row in rows]
         expense = _account(rows[0], "expense", COMMISSION_EXPENSE, currency) if rows else None
         chains.append(Chain(members, expense))
     return chains
+
+
+def _unwritten(session: AsyncSession, row: Any, window: RevenueWindow) -> int:
+    """Level 1's revenue of the month that the unit of work wrote itself on earlier days (`unwritten_revenue`)."""
+    if row.level != 1 or row.negotiated_level1_bps is not None:
+        return 0
+    return unwritten_revenue(session, row.id, row.currency, window)
 
 
 async def load_chain(session: AsyncSession, partner_id: int, *, currency: str, at: datetime) -> Chain:

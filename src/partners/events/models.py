@@ -29,16 +29,7 @@ class HostEvent(IdMixin, CreatedAtMixin, Base):
 
 class Purchase(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "purchases"
-    # Covering on PostgreSQL: a partner's referred revenue of the month (`programs.month_revenue`, on every
-    # commissioned sale) is summed from the index alone, without visiting each purchase row (bench/README.md).
-    __table_args__ = (
-        Index(
-            "ix_purchases_partner_id_occurred_at",
-            "partner_id",
-            "occurred_at",
-            postgresql_include=["currency", "amount", "refunded_amount"],
-        ),
-    )
+    __table_args__ = (Index("ix_purchases_partner_id_occurred_at", "partner_id", "occurred_at"),)
 
     external_id: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"), nullable=False, index=True)

@@ -15,8 +15,9 @@ demotion (`evaluate_tiers`) pick the tier with `partners.programs.rules`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -32,6 +33,8 @@ from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.programs.defaults import default_tiers
 from partners.programs.models import PartnerRateOverride, Program, Tier, TierChange
 from partners.programs.rules import Metrics, choose_tier, staff_only, window_days
+from partners.rollups import service as rollups
+from partners.rollups.models import PartnerDayRevenue
 from partners.settings import Settings
 
 DEFAULT_PROGRAM_SLUG = "namaskah"
@@ -445,37 +448,76 @@ def month_start(at: datetime) -> datetime:
     return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def month_revenue(partner_id: Any, currency: Any, first: Any = None, before: Any = None) -> sa.ScalarSelect[Any]:
-    """Net revenue (amount - refunded) of the partner's own customers' purchases in [first, before), as a
-    scalar subquery: the revenue that lifts a level-1 rate. `first` and `before` are the month's start and the
-    sale's time, columns or, by default, the bound parameters `month_start` and `at`."""
+@dataclass(frozen=True, slots=True)
+class RevenueWindow:
+    """The month before a sale at `at`, from the daily rollups: the UTC days [first_day, last_day] of
+    `rollup_partner_revenue` (the sale's own day included), less the purchases of the sale's day at or after
+    `at` [at, day_end) (recorded before it with a later time: few or none). Summing the month's purchases row by
+    row grew with a partner's sales, and every commissioned sale sums its partner's month; this reads at most 31
+    rollup rows and the purchases of the rest of the sale's day."""
+
+    first_day: date
+    last_day: date
+    at: datetime
+    day_end: datetime
+
+    @classmethod
+    def before(cls, at: datetime) -> RevenueWindow:
+        day_start = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return cls(month_start(at).date(), day_start.date(), at, day_start + timedelta(days=1))
+
+
+def month_revenue(partner_id: Any, currency: Any, window: Any) -> sa.ColumnElement[Any]:
+    """Net revenue (amount - refunded) of the partner's own customers' purchases this UTC month before the sale,
+    as stored (the unit of work's own rollup deltas, not yet written, are added by `unwritten_revenue`): the
+    revenue that lifts a level-1 rate. `window` has the `RevenueWindow` fields as columns or bound parameters."""
     purchases = cast(sa.Table, Purchase.__table__)
-    if first is None:
-        first = sa.bindparam("month_start", type_=UTCDateTime())
-    if before is None:
-        before = sa.bindparam("at", type_=UTCDateTime())
-    return (
+    days = cast(sa.Table, PartnerDayRevenue.__table__)
+    month = (
+        sa.select(sa.func.coalesce(sa.func.sum(days.c.gross - days.c.refunded), 0))
+        .where(
+            days.c.partner_id == partner_id,
+            days.c.currency == currency,
+            days.c.day >= window.first_day,
+            days.c.day <= window.last_day,
+        )
+        .scalar_subquery()
+    )
+    not_before = (
         sa.select(sa.func.coalesce(sa.func.sum(purchases.c.amount - purchases.c.refunded_amount), 0))
         .where(
             purchases.c.partner_id == partner_id,
             purchases.c.currency == currency,
-            purchases.c.occurred_at >= first,
-            purchases.c.occurred_at < before,
+            purchases.c.occurred_at >= window.at,
+            purchases.c.occurred_at < window.day_end,
         )
         .scalar_subquery()
     )
+    return month - not_before
 
 
-_MONTH_REVENUE = sa.select(month_revenue(sa.bindparam("partner_id"), sa.bindparam("currency")))
+def unwritten_revenue(session: AsyncSession, partner_id: int, currency: str, window: RevenueWindow) -> int:
+    """The unit of work's own purchases and refunds of the window's days, counted in rollup deltas written at
+    commit: what `month_revenue` does not see yet."""
+    last = window.last_day + timedelta(days=1)
+    return rollups.pending_revenue(session.sync_session, partner_id, currency, window.first_day, last)
+
+
+_WINDOW_PARAMETERS = SimpleNamespace(
+    first_day=sa.bindparam("first_day", type_=sa.Date()),
+    last_day=sa.bindparam("last_day", type_=sa.Date()),
+    at=sa.bindparam("at", type_=UTCDateTime()),
+    day_end=sa.bindparam("day_end", type_=UTCDateTime()),
+)
+_MONTH_REVENUE = sa.select(month_revenue(sa.bindparam("partner_id"), sa.bindparam("currency"), _WINDOW_PARAMETERS))
 
 
 async def referred_revenue(session: AsyncSession, partner_id: int, *, currency: str, at: datetime) -> int:
     """Net revenue (amount - refunded) of the partner's own customers' purchases this UTC month before `at`."""
-    total = await session.scalar(
-        _MONTH_REVENUE,
-        {"partner_id": partner_id, "currency": currency.upper(), "month_start": month_start(at), "at": at},
-    )
-    return int(total or 0)
+    currency = currency.upper()
+    window = RevenueWindow.before(at)
+    stored = await session.scalar(_MONTH_REVENUE, {"partner_id": partner_id, "currency": currency, **asdict(window)})
+    return int(stored or 0) + unwritten_revenue(session, partner_id, currency, window)
 
 
 async def hold_days_for(session: AsyncSession, partner: Partner, tier: Tier, *, at: datetime) -> int:

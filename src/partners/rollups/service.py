@@ -132,6 +132,16 @@ def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction
     return False
 
 
+def pending_revenue(session: Session, partner_id: int, currency: str, first: date, before: date) -> int:
+    """The partner's net revenue (gross - refunded) on the days [first, before) in deltas not yet written."""
+    total = 0
+    for _owner, deltas in session.info.get(PENDING_KEY, []):
+        for (partner, day, in_currency), (_count, gross, refunded) in deltas.revenue.items():
+            if partner == partner_id and in_currency == currency and first <= day < before:
+                total += gross - refunded
+    return total
+
+
 def take_pending(session: Session) -> Pending:
     merged = Pending()
     for _owner, deltas in session.info.pop(PENDING_KEY, []):
