@@ -157,3 +157,17 @@ async def test_a_batch_with_a_key_reused_for_another_payload_or_twice_writes_not
                 await service.post_each(session, batch)
         assert raised.value.field == "idempotency_key"
     assert await _posted(database, first) == (100, 100)
+
+
+async def test_a_batch_of_replays_only_writes_nothing(database: Database) -> None:
+    expense, first, _second = await _accounts(database)
+    async with database.write() as session:
+        kept = await _pay(session, "sale-1", expense, (first, 100))
+    async with database.write() as session:
+        again = await service.post_each(
+            session, [NewTransaction("sale-1", "commission", [Posting(expense, -100), Posting(first, 100)])]
+        )
+    assert again == [kept]
+    assert await _posted(database, first) == (100, 100)
+    async with database.read() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)) == 2

@@ -153,8 +153,8 @@ def _shares(amount: int, paid: list[Earner]) -> list[int]:
 async def pay_commissions(session: AsyncSession, sales: Sequence[tuple[Sale, Chain]]) -> list[list[NewCommission]]:
     """The pending commissions of new sales and their ledger transactions (one each), for a batch of purchases
     (the purchase hot path): one INSERT for all the transactions, one for their entries, one for the
-    commissions. Each chain is `earners.load_chain` of its sale's partner, currency and time. The answer: each
-    sale's commissions, in the order given."""
+    commissions. Each chain is the one `earners.load_chains` read for its sale's partner, currency and time. The
+    answer: each sale's commissions, in the order given."""
     paid = [await _paid_shares(session, sale, chain) for sale, chain in sales]
     owed = [(sale, chain, shares) for (sale, chain), shares in zip(sales, paid, strict=True) if shares]
     # The ledger transactions first, so the commissions are inserted with their ids (no UPDATE after).

@@ -1,4 +1,5 @@
-"""Host events: signup, purchase, refund and chargeback. Each call is one unit of work (the caller commits).
+"""Host events: signup, purchase, refund and chargeback. Each call is one unit of work (the caller commits);
+purchases come in batches (`record_purchases`, from `events.batching`), each purchase whole or not at all.
 
 Idempotency: every event is keyed by (kind, external id) in `host_events`. The row is inserted FIRST, with
 `ON CONFLICT DO NOTHING`: on PostgreSQL a concurrent duplicate waits on the unique index until the first
@@ -288,10 +289,10 @@ async def record_purchases(
     answers in the order given, or `EventFailed` naming the first purchase rejected.
 
     The busiest write of the platform (benchmark 2), written for batches (`events.batching`): one statement each
-    for all the claims, customers, purchases, ledger transactions, ledger entries, commissions and answers; a
-    chain query per sale; the rollups are counted here (`rollups.service`), not by the ORM listeners. Each
-    external id appears once. The purchases are taken in the order given (a customer's first purchase, its
-    purchase count)."""
+    for all the claims, customers, purchases, chains, ledger transactions, ledger entries, commissions and
+    answers; the rollups are counted here (`rollups.service`), not by the ORM listeners. Each external id
+    appears once. The purchases are taken in the order given (a customer's first purchase, its purchase
+    count)."""
     external_ids = [event.external_id for event, _ in purchases]
     if len(set(external_ids)) != len(external_ids):
         raise ValueError("a batch of purchases holds each external id once")

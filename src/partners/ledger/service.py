@@ -261,6 +261,8 @@ async def _write_legs(
 ) -> None:
     """The entries of new transactions (id, postings), in one INSERT, and their balance rows (locked in
     ascending account id order)."""
+    if not transactions:
+        return
     await session.execute(
         _INSERT_ENTRIES,
         [
