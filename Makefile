@@ -52,7 +52,7 @@ pytest: $(VENV)/.installed-dev $(CHROMIUM)
 	$(BIN)/pytest
 
 # Benchmarks (not part of `make test`): needs wrk and pgbench (apt-get install -y wrk postgresql-client) and
-# PostgreSQL at PARTNERS_BENCH_DATABASE_URL; about 9 minutes. Results in bench/results/, see bench/README.md.
+# PostgreSQL at PARTNERS_BENCH_DATABASE_URL; about 10 minutes. Results in bench/results/, see bench/README.md.
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

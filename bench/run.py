@@ -1,6 +1,6 @@
 """Run the benchmarks: `python -m bench.run [click purchase dashboard mix] [--engines postgresql,sqlite]`.
 
-`make bench` runs them all (about 15 minutes on the 2-core machine). Results: bench/results/<name>.json and
+`make bench` runs them all (about 10 minutes on the 2-core machine). Results: bench/results/<name>.json and
 <name>.md, and bench/results/summary.md for the whole run.
 """
 
