@@ -215,3 +215,33 @@ async def test_concurrent_purchase_requests_are_all_written_and_add_up(
     assert paid == answered
     assert entries == 0
     assert key_used is not None  # the key was read on a read-only unit of work and touched on a write one
+
+
+async def test_two_processes_sent_the_same_purchases_write_each_once_without_deadlocks(
+    database: Database, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two batchers stand for two server processes; a host that retries sends every purchase to both, in
+    different orders, a few at a time. Each purchase is written once, both callers get its answer, and no batch
+    fails (a deadlock between the processes' batches would fall back to writing its events one by one)."""
+    alone: list[str] = []
+    record_alone = PurchaseBatcher._record_alone
+
+    async def counted(self: PurchaseBatcher, waiting: Any) -> None:
+        alone.append(waiting.event.external_id)
+        await record_alone(self, waiting)
+
+    monkeypatch.setattr(PurchaseBatcher, "_record_alone", counted)
+    events = [event(f"pay-{i:02}", f"cust-{i % 3 + 1}", 1_000 + i) for i in range(48)]
+    first, second = PurchaseBatcher(database, max_batch=6), PurchaseBatcher(database, max_batch=6)
+    answers = await asyncio.gather(record_all(first, events), record_all(second, list(reversed(events))))
+    assert answers[0] == list(reversed(answers[1]))
+    assert [a.status_code for a in answers[0]] == [201] * 48
+    assert alone == []
+    assert await count(database, Purchase) == 48
+    assert await count(database, Commission) == 48 * 3 - 16  # cust-3 is ben's: two levels
+    async with database.read() as session:
+        entries = await session.scalar(sa.select(sa.func.sum(LedgerEntry.amount)))
+        found = await rollups.stored_and_recounted(session)
+    assert entries == 0
+    for name, (stored, recounted) in found.items():
+        assert stored == recounted, name

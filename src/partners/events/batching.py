@@ -11,8 +11,10 @@ one).
 Correctness rules:
 - A batch never holds two events with the same external id: the later one waits for the next batch (its claim
   then finds the first one's stored answer, as a replay does).
-- Events are recorded in the order of their customers' external ids (arrival order within a customer), and
-  customers are locked in id order, so concurrent batches lock customer rows in the same order.
+- Events are recorded in the order of (customer, external id) — the same order in every process — and
+  customers are locked in id order, so concurrent batches (other processes, a host retrying an event on
+  another server) claim events and lock customers in the same order: no deadlock between them. Events of one
+  batch are in flight together, so no arrival order between them is lost.
 - An event rejected or failing (`service.EventFailed`: unknown customer, conflicting payload, purchase already
   stored) rolls the whole batch back: that event is then recorded alone, in its own unit of work, and its answer
   or error is its caller's; the others go back to the head of the queue for the next batch. Each failure takes
@@ -80,7 +82,7 @@ class PurchaseBatcher:
                 raise
 
     def _take_batch(self) -> list[_Waiting]:
-        """Up to `max_batch` waiting events, one per external id, in customer order."""
+        """Up to `max_batch` waiting events, one per external id, in (customer, external id) order."""
         batch: list[_Waiting] = []
         seen: set[str] = set()
         held_back: list[_Waiting] = []
@@ -92,7 +94,7 @@ class PurchaseBatcher:
                 seen.add(waiting.event.external_id)
                 batch.append(waiting)
         self._queue.extendleft(reversed(held_back))
-        batch.sort(key=lambda waiting: waiting.event.customer)  # stable: arrival order within a customer
+        batch.sort(key=lambda waiting: (waiting.event.customer, waiting.event.external_id))
         return batch
 
     async def _record_batch(self, batch: list[_Waiting]) -> None:
