@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from partners.audit.service import Actor
 from partners.commissions.models import Commission
 from partners.db.session import Database
 from partners.events import service
@@ -19,8 +20,9 @@ from partners.events.batching import PurchaseBatcher
 from partners.events.models import HostEvent, Purchase
 from partners.events.schemas import PurchaseIn, SignupIn
 from partners.identity.models import ApiKey
-from partners.kit.errors import IdempotencyConflict, NotFound
+from partners.kit.errors import IdempotencyConflict, NotFound, Unprocessable
 from partners.ledger.models import LedgerEntry
+from partners.programs import service as programs
 from partners.rollups import service as rollups
 from partners.settings import Settings
 from tests.events.support import Chain, count, make_chain
@@ -245,3 +247,25 @@ async def test_two_processes_sent_the_same_purchases_write_each_once_without_dea
     assert entries == 0
     for name, (stored, recounted) in found.items():
         assert stored == recounted, name
+
+
+async def test_a_purchase_whose_rates_cannot_be_paid_is_a_422_for_that_purchase_only(
+    database: Database, chain: Chain, batch_sizes: list[int]
+) -> None:
+    """ben's negotiated level-2 rate of 99% (a typo) with cyd's 5% and ada's 1% adds up to 105% on a sale by
+    cyd's customer: that purchase is refused (422 naming `amount`); the purchases of ben's own customer in the
+    same batch are written."""
+    async with database.write() as session:
+        await programs.set_override(
+            session, Actor("staff", "1"), chain.ben.id, base_rate_bps=None, level2_rate_bps=9_900,
+            level3_rate_bps=None, reason="a typo",
+        )  # fmt: skip
+    batcher = PurchaseBatcher(database, concurrency=1)
+    unpayable, *payable = await record_all(
+        batcher, [event("pay-1", "cust-1"), event("pay-2", "cust-3"), event("pay-3", "cust-3")]
+    )
+    assert isinstance(unpayable, Unprocessable) and unpayable.field == "amount"
+    assert [result.status_code for result in payable] == [201, 201]
+    assert batch_sizes == [3, 1, 2]  # the batch, the refused purchase alone, the two others together again
+    async with database.read() as session:
+        assert set(await session.scalars(sa.select(Purchase.external_id))) == {"pay-2", "pay-3"}

@@ -150,12 +150,26 @@ def _shares(amount: int, paid: list[Earner]) -> list[int]:
         raise Unprocessable(f"the chain's commission rates cannot be paid: {error}", field="amount") from error
 
 
+class SaleNotPaid(Exception):
+    """Sale `position` of a batch cannot be paid (`error`: its chain's rates); nothing of the batch is written."""
+
+    def __init__(self, position: int, error: Unprocessable) -> None:
+        super().__init__(position, error)
+        self.position = position
+        self.error = error
+
+
 async def pay_commissions(session: AsyncSession, sales: Sequence[tuple[Sale, Chain]]) -> list[list[NewCommission]]:
     """The pending commissions of new sales and their ledger transactions (one each), for a batch of purchases
     (the purchase hot path): one INSERT for all the transactions, one for their entries, one for the
     commissions. Each chain is the one `earners.load_chains` read for its sale's partner, currency and time. The
-    answer: each sale's commissions, in the order given."""
-    paid = [await _paid_shares(session, sale, chain) for sale, chain in sales]
+    answer: each sale's commissions, in the order given; `SaleNotPaid` names a sale whose rates cannot be paid."""
+    paid: list[list[tuple[Earner, int]]] = []
+    for position, (sale, chain) in enumerate(sales):
+        try:
+            paid.append(await _paid_shares(session, sale, chain))
+        except Unprocessable as error:
+            raise SaleNotPaid(position, error) from None
     owed = [(sale, chain, shares) for (sale, chain), shares in zip(sales, paid, strict=True) if shares]
     # The ledger transactions first, so the commissions are inserted with their ids (no UPDATE after).
     transaction_ids = await ledger.post_each(
@@ -230,7 +244,10 @@ async def create_commissions_for_purchase(
         recorded_at=now,
     )
     chain = await load_chain(session, customer.partner_id, currency=purchase.currency, at=purchase.occurred_at)
-    await pay_commissions(session, [(sale, chain)])
+    try:
+        await pay_commissions(session, [(sale, chain)])
+    except SaleNotPaid as unpaid:
+        raise unpaid.error from None
     return await commissions_for_purchase(session, purchase.id)
 
 

@@ -300,8 +300,11 @@ async def record_purchases(
     claims = await _claim_each(session, "purchase", list(zip(external_ids, digests, strict=True)))
     new = [index for index, claim in enumerate(claims) if isinstance(claim, int)]
     recorded = await _record_new(session, [(index, *purchases[index]) for index in new]) if new else []
-    paying = [r.paying for r in recorded if r.paying is not None]
-    paid = iter(await commissions.pay_commissions(session, paying))
+    paying = [(r.index, r.paying) for r in recorded if r.paying is not None]
+    try:
+        paid = iter(await commissions.pay_commissions(session, [sale_and_chain for _, sale_and_chain in paying]))
+    except commissions.SaleNotPaid as unpaid:
+        raise EventFailed(paying[unpaid.position][0], unpaid.error) from None
     answers = {
         r.index: _answer(201, _purchase_out(purchases[r.index][0], r, next(paid) if r.paying else [])) for r in recorded
     }
