@@ -16,10 +16,10 @@ Correctness rules:
   another server) claim events and lock customers in the same order: no deadlock between them. Events of one
   batch are in flight together, so no arrival order between them is lost.
 - An event rejected or failing (`service.EventFailed`: unknown customer, conflicting payload, purchase already
-  stored, commission rates that cannot be paid) rolls the whole batch back: that event is then recorded alone, in its own unit of work, and its answer
-  or error is its caller's; the others go back to the head of the queue for the next batch. Each failure takes
-  one event out, so a batch always ends. A failure no event can be blamed for (at commit, a lost connection)
-  records each event of the batch alone.
+  stored, commission rates that cannot be paid) rolls the whole batch back: that event is then recorded alone,
+  in its own unit of work, and its answer or error is its caller's; the others go back to the head of the queue
+  for the next batch. Each failure takes one event out, so a batch always ends. A failure no event can be
+  blamed for (at commit, a lost connection) records each event of the batch alone.
 
 Measured in bench/ (benchmark 2, bench/README.md)."""
 
