@@ -64,6 +64,16 @@ async def record_all(batcher: PurchaseBatcher, events: list[PurchaseIn], now: da
     return await asyncio.gather(*[batcher.record(e, now=now) for e in events], return_exceptions=True)
 
 
+async def assert_books_balance_and_rollups_match(database: Database) -> None:
+    """The ledger sums to zero and every rollup table equals its recount from the raw rows."""
+    async with database.read() as session:
+        entries = await session.scalar(sa.select(sa.func.sum(LedgerEntry.amount)))
+        found = await rollups.stored_and_recounted(session)
+    assert entries == 0
+    for name, (stored, recounted) in found.items():
+        assert stored == recounted, name
+
+
 def commissions_of(result: Any) -> list[tuple[str, int, int]]:
     assert isinstance(result, service.EventResult), result
     return [(c["partner"], c["level"], c["amount"]) for c in result.body["commissions"]]
@@ -93,12 +103,7 @@ async def test_purchases_waiting_are_written_in_one_unit_of_work_with_their_own_
     assert [r.body["partner"] for r in results] == ["cyd", "ben", "cyd", None]
     assert await count(database, Purchase) == 4
     assert await count(database, Commission) == 8
-    async with database.read() as session:
-        entries = await session.scalar(sa.select(sa.func.sum(LedgerEntry.amount)))
-        found = await rollups.stored_and_recounted(session)
-    assert entries == 0
-    for name, (stored, recounted) in found.items():
-        assert stored == recounted, name
+    await assert_books_balance_and_rollups_match(database)
 
 
 async def test_a_replay_gets_the_answer_its_batch_stored(database: Database, chain: Chain) -> None:
@@ -241,12 +246,7 @@ async def test_two_processes_sent_the_same_purchases_write_each_once_without_dea
     assert alone == []
     assert await count(database, Purchase) == 48
     assert await count(database, Commission) == 48 * 3 - 16  # cust-3 is ben's: two levels
-    async with database.read() as session:
-        entries = await session.scalar(sa.select(sa.func.sum(LedgerEntry.amount)))
-        found = await rollups.stored_and_recounted(session)
-    assert entries == 0
-    for name, (stored, recounted) in found.items():
-        assert stored == recounted, name
+    await assert_books_balance_and_rollups_match(database)
 
 
 async def test_a_purchase_whose_rates_cannot_be_paid_is_a_422_for_that_purchase_only(

@@ -142,7 +142,14 @@ def _chain_query(count: int) -> sa.Select[Any]:
         _acceptances.c.partner_id == member.c.id, _acceptances.c.agreement_version_id == current_agreement
     )
     needs_revenue = sa.and_(chain.c.level == 1, _overrides.c.base_rate_bps.is_(None))
-    revenue = month_revenue(member.c.id, _programs.c.currency, sales.c)
+    revenue = month_revenue(
+        member.c.id,
+        _programs.c.currency,
+        first_day=sales.c.first_day,
+        last_day=sales.c.last_day,
+        at=sales.c.at,
+        day_end=sales.c.day_end,
+    )
     pending = _accounts.alias("pending")
     expense = _accounts.alias("expense")
     return (
@@ -265,7 +272,7 @@ async def load_chains(session: AsyncSession, sales: Sequence[tuple[int, str, dat
 
 
 def _unwritten(session: AsyncSession, row: Any, window: RevenueWindow) -> int:
-    """Level 1's revenue of the month that the unit of work wrote itself on earlier days (`unwritten_revenue`)."""
+    """Level 1's revenue of the month in rollup deltas the unit of work has not written yet (`unwritten_revenue`)."""
     if row.level != 1 or row.negotiated_level1_bps is not None:
         return 0
     return unwritten_revenue(session, row.id, row.currency, window)

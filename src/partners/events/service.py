@@ -262,7 +262,7 @@ class _Buyer:
     attributed_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Recorded:
     """A purchase written, and what its answer needs."""
 
@@ -270,7 +270,7 @@ class _Recorded:
     purchase_id: int
     customer_id: int
     first_purchase: bool
-    paying: tuple[Sale, Chain] | None  # the sale and the chain that earns on it; None: nobody to pay
+    paying: tuple[Sale, Chain] | None = None  # the sale and the chain that earns on it; None: nobody to pay
 
 
 async def record_purchase(session: AsyncSession, event: PurchaseIn, *, now: datetime) -> EventResult:
@@ -324,16 +324,17 @@ async def _record_new(session: AsyncSession, purchases: list[tuple[int, Purchase
     earn on them (one query for all)."""
     buyers = await _lock_customers(session, purchases)
     purchase_ids = await _insert_purchases(session, purchases, buyers)
-    written: list[tuple[int, int, int, bool, Sale | None]] = []
+    recorded: list[_Recorded] = []
+    sold: list[tuple[_Recorded, Sale]] = []
     for index, event, now in purchases:
         buyer = buyers[event.customer]
         occurred_at = event.occurred_at or now
-        first_purchase = buyer.first_purchase_at is None
+        written = _Recorded(index, purchase_ids[event.external_id], buyer.id, buyer.first_purchase_at is None)
         first_purchase_at = await _move_first_purchase(session, buyer, occurred_at)
-        sale: Sale | None = None
+        recorded.append(written)
         if buyer.partner_id is not None:
             sale = Sale(
-                purchase_id=purchase_ids[event.external_id],
+                purchase_id=written.purchase_id,
                 external_id=event.external_id,
                 customer_id=buyer.id,
                 partner_id=buyer.partner_id,
@@ -344,13 +345,11 @@ async def _record_new(session: AsyncSession, purchases: list[tuple[int, Purchase
                 recorded_at=now,
             )
             _count_purchase(session, sale)
-        written.append((index, purchase_ids[event.external_id], buyer.id, first_purchase, sale))
-    sales = [sale for *_, sale in written if sale is not None]
-    chains = iter(await load_chains(session, [(sale.partner_id, sale.currency, sale.occurred_at) for sale in sales]))
-    return [
-        _Recorded(index, purchase_id, customer_id, first, (sale, next(chains)) if sale is not None else None)
-        for index, purchase_id, customer_id, first, sale in written
-    ]
+            sold.append((written, sale))
+    chains = await load_chains(session, [(sale.partner_id, sale.currency, sale.occurred_at) for _, sale in sold])
+    for (written, sale), chain in zip(sold, chains, strict=True):
+        written.paying = (sale, chain)
+    return recorded
 
 
 async def _lock_customers(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -467,10 +466,12 @@ class RevenueWindow:
         return cls(month_start(at).date(), day_start.date(), at, day_start + timedelta(days=1))
 
 
-def month_revenue(partner_id: Any, currency: Any, window: Any) -> sa.ColumnElement[Any]:
+def month_revenue(
+    partner_id: Any, currency: Any, *, first_day: Any, last_day: Any, at: Any, day_end: Any
+) -> sa.ColumnElement[Any]:
     """Net revenue (amount - refunded) of the partner's own customers' purchases this UTC month before the sale,
     as stored (the unit of work's own rollup deltas, not yet written, are added by `unwritten_revenue`): the
-    revenue that lifts a level-1 rate. `window` has the `RevenueWindow` fields as columns or bound parameters."""
+    revenue that lifts a level-1 rate. The window's bounds (`RevenueWindow`) are columns or bound parameters."""
     purchases = cast(sa.Table, Purchase.__table__)
     days = cast(sa.Table, PartnerDayRevenue.__table__)
     month = (
@@ -478,8 +479,8 @@ def month_revenue(partner_id: Any, currency: Any, window: Any) -> sa.ColumnEleme
         .where(
             days.c.partner_id == partner_id,
             days.c.currency == currency,
-            days.c.day >= window.first_day,
-            days.c.day <= window.last_day,
+            days.c.day >= first_day,
+            days.c.day <= last_day,
         )
         .scalar_subquery()
     )
@@ -488,8 +489,8 @@ def month_revenue(partner_id: Any, currency: Any, window: Any) -> sa.ColumnEleme
         .where(
             purchases.c.partner_id == partner_id,
             purchases.c.currency == currency,
-            purchases.c.occurred_at >= window.at,
-            purchases.c.occurred_at < window.day_end,
+            purchases.c.occurred_at >= at,
+            purchases.c.occurred_at < day_end,
         )
         .scalar_subquery()
     )
@@ -503,13 +504,16 @@ def unwritten_revenue(session: AsyncSession, partner_id: int, currency: str, win
     return rollups.pending_revenue(session.sync_session, partner_id, currency, window.first_day, last)
 
 
-_WINDOW_PARAMETERS = SimpleNamespace(
-    first_day=sa.bindparam("first_day", type_=sa.Date()),
-    last_day=sa.bindparam("last_day", type_=sa.Date()),
-    at=sa.bindparam("at", type_=UTCDateTime()),
-    day_end=sa.bindparam("day_end", type_=UTCDateTime()),
+_MONTH_REVENUE = sa.select(
+    month_revenue(
+        sa.bindparam("partner_id"),
+        sa.bindparam("currency"),
+        first_day=sa.bindparam("first_day", type_=sa.Date()),
+        last_day=sa.bindparam("last_day", type_=sa.Date()),
+        at=sa.bindparam("at", type_=UTCDateTime()),
+        day_end=sa.bindparam("day_end", type_=UTCDateTime()),
+    )
 )
-_MONTH_REVENUE = sa.select(month_revenue(sa.bindparam("partner_id"), sa.bindparam("currency"), _WINDOW_PARAMETERS))
 
 
 async def referred_revenue(session: AsyncSession, partner_id: int, *, currency: str, at: datetime) -> int:
