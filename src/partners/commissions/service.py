@@ -35,6 +35,7 @@ from partners.commissions import accounts
 from partners.commissions.earners import Chain, Earner, Sale, earners, load_chain, still_pays
 from partners.commissions.models import Commission, CommissionAdjustment
 from partners.commissions.rules import reversal_delta, split_commissions
+from partners.db import bulk
 from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.ledger import service as ledger
@@ -181,7 +182,8 @@ async def pay_commissions(session: AsyncSession, sales: Sequence[tuple[Sale, Cha
         rollups.count_new_commissions(session.sync_session, rollups.utc_day(sale.occurred_at), sale_rows)
         rows += sale_rows
     if rows:
-        await session.execute(_INSERT_COMMISSIONS, rows)
+        insert = bulk.insert(session.get_bind().dialect.name, _commissions, rows)
+        await session.execute(insert.statement, insert.parameters)
     return [
         [
             NewCommission(earner.partner_id, _code(chain, earner), earner.level, share, sale.currency, "pending")
@@ -221,7 +223,7 @@ def _code(chain: Chain, earner: Earner) -> str:
     return next(member.referral_code for member in chain.members if member.partner_id == earner.partner_id)
 
 
-_INSERT_COMMISSIONS = sa.insert(cast(sa.Table, Commission.__table__))
+_commissions = cast(sa.Table, Commission.__table__)
 
 
 async def create_commissions_for_purchase(

@@ -27,12 +27,14 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from partners.affiliates.models import Partner
 from partners.commissions import service as commissions
 from partners.commissions.earners import Chain, Sale, load_chains
+from partners.db import bulk
 from partners.db.types import utcnow
 from partners.events.models import HostEvent, Purchase, Refund
 from partners.events.schemas import (
@@ -71,17 +73,6 @@ class EventResult:
 # --- idempotency ---------------------------------------------------------------------------------------
 
 
-_CLAIM = {
-    name: dialect.insert(_host_events).on_conflict_do_nothing().returning(_host_events.c.id, _host_events.c.external_id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
-_STORE_ANSWER = (
-    sa.update(_host_events)
-    .where(_host_events.c.id == sa.bindparam("event_id"))
-    .values(status_code=sa.bindparam("status_code"), response=sa.bindparam("response"))
-)
-
-
 class EventFailed(Exception):
     """Event `index` of a batch was rejected or failed with `error`. The unit of work must be rolled back: the
     batch's other events may be written in part."""
@@ -96,20 +87,19 @@ async def _claim_each(session: AsyncSession, kind: str, keys: Sequence[tuple[str
     """Insert the rows of events (external id, payload digest), in one statement; for each, its new row's id,
     or the stored answer when the event was seen before (`EventFailed` when it came with another payload)."""
     created_at = utcnow()
-    inserted = await session.execute(
-        _CLAIM[session.get_bind().dialect.name],
-        [
-            {
-                "kind": kind,
-                "external_id": external_id,
-                "payload_hash": digest,
-                "status_code": 0,
-                "response": {},
-                "created_at": created_at,
-            }
-            for external_id, digest in keys
-        ],
-    )
+    rows = [
+        {
+            "kind": kind,
+            "external_id": external_id,
+            "payload_hash": digest,
+            "status_code": 0,
+            "response": {},
+            "created_at": created_at,
+        }
+        for external_id, digest in keys
+    ]
+    claim = bulk.insert(_dialect(session), _host_events, rows, skip_conflicts=True, returning=("id", "external_id"))
+    inserted = await session.execute(claim.statement, claim.parameters)
     new_ids = {external_id: int(event_id) for event_id, external_id in inserted.all()}
     seen = await _seen_events(session, kind, [external_id for external_id, _ in keys if external_id not in new_ids])
     claims: list[int | EventResult] = []
@@ -149,10 +139,22 @@ async def _once(
     if isinstance(claimed, EventResult):
         return claimed
     result = await work()
-    await session.execute(
-        _STORE_ANSWER, {"event_id": claimed, "status_code": result.status_code, "response": result.body}
-    )
+    await _store_answers(session, {claimed: result})
     return result
+
+
+async def _store_answers(session: AsyncSession, answers: dict[int, EventResult]) -> None:
+    """Each claimed event's answer (by its row id), for replays."""
+    rows = [
+        {"id": event_id, "status_code": answer.status_code, "response": answer.body}
+        for event_id, answer in answers.items()
+    ]
+    stored = bulk.update(_dialect(session), _host_events, rows)
+    await session.execute(stored.statement, stored.parameters)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 def _answer(status_code: int, body: BaseModel) -> EventResult:
@@ -242,12 +244,6 @@ _LOCK_CUSTOMERS = (
     .order_by(_customers.c.id)  # concurrent batches lock customers in the same order
     .with_for_update()
 )
-_INSERT_PURCHASES = {
-    name: dialect.insert(_purchases)
-    .on_conflict_do_nothing(index_elements=["external_id"])
-    .returning(_purchases.c.id, _purchases.c.external_id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
 
 
 @dataclass(slots=True)
@@ -309,13 +305,7 @@ async def record_purchases(
         r.index: _answer(201, _purchase_out(purchases[r.index][0], r, next(paid) if r.paying else [])) for r in recorded
     }
     if answers:
-        await session.execute(
-            _STORE_ANSWER,
-            [
-                {"event_id": claims[index], "status_code": answer.status_code, "response": answer.body}
-                for index, answer in answers.items()
-            ],
-        )
+        await _store_answers(session, {cast(int, claims[index]): answer for index, answer in answers.items()})
     return [claim if isinstance(claim, EventResult) else answers[index] for index, claim in enumerate(claims)]
 
 
@@ -326,11 +316,14 @@ async def _record_new(session: AsyncSession, purchases: list[tuple[int, Purchase
     purchase_ids = await _insert_purchases(session, purchases, buyers)
     recorded: list[_Recorded] = []
     sold: list[tuple[_Recorded, Sale]] = []
+    moved: dict[int, datetime] = {}  # customer id: its first purchase, moved by this batch
     for index, event, now in purchases:
         buyer = buyers[event.customer]
         occurred_at = event.occurred_at or now
         written = _Recorded(index, purchase_ids[event.external_id], buyer.id, buyer.first_purchase_at is None)
-        first_purchase_at = await _move_first_purchase(session, buyer, occurred_at)
+        if written.first_purchase and buyer.attributed_via == "click":
+            await _count_link_buyer(session, buyer.partner_id, buyer.click_id, buyer.attributed_at)
+        first_purchase_at = _move_first_purchase(buyer, occurred_at, moved)
         recorded.append(written)
         if buyer.partner_id is not None:
             sale = Sale(
@@ -346,6 +339,8 @@ async def _record_new(session: AsyncSession, purchases: list[tuple[int, Purchase
             )
             _count_purchase(session, sale)
             sold.append((written, sale))
+    if moved:
+        await _save_first_purchases(session, moved)
     chains = await load_chains(session, [(sale.partner_id, sale.currency, sale.occurred_at) for _, sale in sold])
     for (written, sale), chain in zip(sold, chains, strict=True):
         written.paying = (sale, chain)
@@ -390,7 +385,8 @@ async def _insert_purchases(
         }
         for _, event, now in purchases
     ]
-    inserted = await session.execute(_INSERT_PURCHASES[session.get_bind().dialect.name], rows)
+    insert = bulk.insert(_dialect(session), _purchases, rows, skip_conflicts=True, returning=("id", "external_id"))
+    inserted = await session.execute(insert.statement, insert.parameters)
     ids = {external_id: int(purchase_id) for purchase_id, external_id in inserted.all()}
     for index, event, _ in purchases:
         if event.external_id not in ids:
@@ -398,24 +394,30 @@ async def _insert_purchases(
     return ids
 
 
-async def _move_first_purchase(session: AsyncSession, buyer: _Buyer, occurred_at: datetime) -> datetime:
-    """The customer's first purchase, this one included (moved earlier by a late-sent older purchase); a
-    customer who signed up through one of its partner's links becomes, at its first purchase, a buyer of it."""
-    if buyer.first_purchase_at is not None and buyer.first_purchase_at <= occurred_at:
-        return buyer.first_purchase_at
-    # ORM-enabled, so that a Customer loaded in this session follows.
-    await session.execute(sa.update(Customer).where(Customer.id == buyer.id).values(first_purchase_at=occurred_at))
-    if buyer.first_purchase_at is None and buyer.attributed_via == "click":
-        await _count_link_buyer(session, buyer.partner_id, buyer.click_id, buyer.attributed_at)
-    buyer.first_purchase_at = occurred_at
-    return occurred_at
+def _move_first_purchase(buyer: _Buyer, occurred_at: datetime, moved: dict[int, datetime]) -> datetime:
+    """The customer's first purchase, this one included (moved earlier by a late-sent older purchase)."""
+    if buyer.first_purchase_at is None or occurred_at < buyer.first_purchase_at:
+        buyer.first_purchase_at = moved[buyer.id] = occurred_at
+    return buyer.first_purchase_at
+
+
+async def _save_first_purchases(session: AsyncSession, moved: dict[int, datetime]) -> None:
+    """Write the customers' moved first purchases, in one statement; a Customer loaded in this unit of work
+    follows."""
+    rows = [{"id": customer_id, "first_purchase_at": at} for customer_id, at in moved.items()]
+    saved = bulk.update(_dialect(session), _customers, rows)
+    await session.execute(saved.statement, saved.parameters)
+    for customer_id, first_purchase_at in moved.items():
+        loaded = session.sync_session.identity_map.get(identity_key(Customer, customer_id))
+        if loaded is not None:
+            set_committed_value(loaded, "first_purchase_at", first_purchase_at)
 
 
 async def _count_link_buyer(
     session: AsyncSession, partner_id: int | None, click_id: str | None, attributed_at: datetime | None
 ) -> None:
-    """A customer who signed up through one of its partner's links and buys for the first time becomes one of
-    that link's buyers."""
+    """A customer who signed up through one of its partner's links becomes, at its first purchase, one of that
+    link's buyers."""
     if partner_id is None or click_id is None or attributed_at is None:
         return
     link_id = await session.scalar(rollups.link_of_click(click_id, partner_id))

@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from partners.db import bulk
 from partners.db.types import utcnow
 from partners.kit.errors import Conflict, IdempotencyConflict, InsufficientFunds, NotFound, Unprocessable
 from partners.ledger.models import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransaction
@@ -150,18 +151,6 @@ _CHANGE_BALANCE = (
     )
     .returning(_accounts.c.posted, _accounts.c.pending_debits)
 )
-_ADD_CREDITS = (
-    sa.update(_accounts)
-    .where(_accounts.c.id == sa.bindparam("account_id"))
-    .values(posted=_accounts.c.posted + sa.bindparam("credit"))
-)
-_INSERT_ENTRIES = sa.insert(_entries)
-_INSERT_TRANSACTION = {
-    name: dialect.insert(_transactions)
-    .on_conflict_do_nothing()
-    .returning(_transactions.c.id, _transactions.c.idempotency_key)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
 
 
 async def _change_balance(
@@ -263,19 +252,17 @@ async def _write_legs(
     ascending account id order)."""
     if not transactions:
         return
-    await session.execute(
-        _INSERT_ENTRIES,
-        [
-            {
-                "transaction_id": transaction_id,
-                "account_id": posting.account.id,
-                "currency": posting.account.currency,
-                "amount": posting.amount,
-            }
-            for transaction_id, postings in transactions
-            for posting in postings
-        ],
-    )
+    rows = [
+        {
+            "transaction_id": transaction_id,
+            "account_id": posting.account.id,
+            "currency": posting.account.currency,
+            "amount": posting.amount,
+        }
+        for transaction_id, postings in transactions
+        for posting in postings
+    ]
+    await _insert_entries(session, rows)
     legs = sorted((posting for _, postings in transactions for posting in postings), key=lambda p: p.account.id)
     for posting in legs:
         if credits_at_commit and posting.amount > 0 and not posting.account.kept_as_sum:
@@ -290,13 +277,20 @@ async def _write_legs(
         )
 
 
+async def _insert_entries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    entries = bulk.insert(session.get_bind().dialect.name, _entries, rows)
+    await session.execute(entries.statement, entries.parameters)
+
+
 def apply_deferred_credits(session: Session) -> None:
-    """Add the credits `post_each` deferred to their balance rows, in account id order, in one executemany: at
+    """Add the credits `post_each` deferred to their balance rows, locked in account id order, in one statement: at
     commit (`ledger.listeners`), or before the unit of work reads or debits a balance row itself (`_settle`). A
     credit cannot break a floor, so nothing is checked."""
     deferred: dict[int, int] = session.info.pop(DEFERRED_CREDITS_KEY, {})
     if deferred:
-        session.execute(_ADD_CREDITS, [{"account_id": key, "credit": deferred[key]} for key in sorted(deferred)])
+        rows = [{"id": key, "posted": deferred[key]} for key in sorted(deferred)]
+        credits = bulk.update(session.get_bind().dialect.name, _accounts, rows, add=("posted",))
+        session.execute(credits.statement, credits.parameters)
 
 
 async def post_transaction(
@@ -347,20 +341,21 @@ async def post_each(session: AsyncSession, transactions: Sequence[NewTransaction
         raise Unprocessable("each transaction of one call needs its own idempotency key", field="idempotency_key")
     digests = [_checked_digest(t.idempotency_key, t.kind, t.postings, t.details) for t in transactions]
     created_at = utcnow()
-    inserted = await session.execute(
-        _INSERT_TRANSACTION[session.get_bind().dialect.name],
-        [
-            {
-                "idempotency_key": transaction.idempotency_key,
-                "payload_hash": digest,
-                "kind": transaction.kind,
-                "description": transaction.description,
-                "details": transaction.details,
-                "created_at": created_at,
-            }
-            for transaction, digest in zip(transactions, digests, strict=True)
-        ],
+    rows = [
+        {
+            "idempotency_key": transaction.idempotency_key,
+            "payload_hash": digest,
+            "kind": transaction.kind,
+            "description": transaction.description,
+            "details": transaction.details,
+            "created_at": created_at,
+        }
+        for transaction, digest in zip(transactions, digests, strict=True)
+    ]
+    insert = bulk.insert(
+        session.get_bind().dialect.name, _transactions, rows, skip_conflicts=True, returning=("id", "idempotency_key")
     )
+    inserted = await session.execute(insert.statement, insert.parameters)
     new_ids: dict[str, int] = {key: int(transaction_id) for transaction_id, key in inserted.all()}
     ids: list[int] = []
     for transaction, digest in zip(transactions, digests, strict=True):
@@ -568,16 +563,16 @@ async def post_hold(session: AsyncSession, hold_id: int, *, amount: int | None =
         .returning(_transactions.c.id)
     )
     transaction_id = inserted.scalar_one()
-    await session.execute(
-        _INSERT_ENTRIES,
+    await _insert_entries(
+        session,
         [
             {
                 "transaction_id": transaction_id,
-                "account_id": p.account.id,
+                "account_id": leg.account.id,
                 "currency": hold.currency,
-                "amount": p.amount,
+                "amount": leg.amount,
             }
-            for p in postings
+            for leg in postings
         ],
     )
     await _release_hold(session, hold, posted_amount=amount)

@@ -10,7 +10,6 @@ for each other in a cycle. A savepoint rolled back takes its deltas with it.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -23,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
+from partners.db import bulk
 from partners.rollups.models import (
     LinkDay,
     LinkVisitor,
@@ -224,24 +224,14 @@ def _chunks(items: Sequence[K], size: int = CHUNK) -> Iterator[Sequence[K]]:
         yield items[start : start + size]
 
 
-@functools.cache
-def _add_counts_statement(dialect: str, table: sa.Table, keys: tuple[str, ...], counters: tuple[str, ...]) -> Any:
-    """Built once per table: building the upsert (its SET clause) cost more than running it."""
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-    return insert.on_conflict_do_update(
-        index_elements=list(keys), set_={name: table.c[name] + insert.excluded[name] for name in counters}
-    )
-
-
 def _add_counts(session: Session, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
     """Upsert adding each row's counters to the stored ones, in key order."""
     rows = [row for row in rows if any(row[name] for name in row if name not in keys)]
     if not rows:
         return
     rows.sort(key=lambda row: tuple(row[name] for name in keys))
-    counters = tuple(name for name in rows[0] if name not in keys)
-    statement = _add_counts_statement(session.get_bind().dialect.name, table, tuple(keys), counters)
-    session.execute(statement, rows)
+    upsert = bulk.add_counts(session.get_bind().dialect.name, table, keys, rows)
+    session.execute(upsert.statement, upsert.parameters)
 
 
 def _last_seen(

@@ -2,13 +2,12 @@
 
 The redirect hands a `ClickEvent` to `ClickRecorder.record` (a list append) and answers at once. A background
 task flushes every `flush_interval` seconds (0.25 s), or as soon as `batch_size` (500) clicks wait, in one
-transaction per chunk of up to 1000 rows; so a click is durable well within a second. On PostgreSQL a chunk is
-one `INSERT ... SELECT FROM json_to_recordset(<the rows as one JSON document>)`: one statement, one parameter,
-whatever the number of rows (measured in bench/: a third less CPU and time than a pipelined executemany, and
-the C JSON encoder does in well under a millisecond what psycopg's Python array dumpers, one array per column,
-took a quarter of the worker's CPU for). On SQLite it is one INSERT executed for many rows (sqlite3 reuses the
-prepared statement). Both measured far faster than rendering a literal multi-row VALUES list, whose compilation
-dominated.
+transaction per chunk of up to 1000 rows; so a click is durable well within a second. A chunk is one statement
+(`db.bulk`: on PostgreSQL the rows as one JSON document, `json_to_recordset`; measured in bench/: a third less
+CPU and time than a pipelined executemany, and the C JSON encoder does in well under a millisecond what
+psycopg's Python array dumpers, one array per column, took a quarter of the worker's CPU for. On SQLite one
+INSERT executed for many rows). Both measured far faster than rendering a literal multi-row VALUES list, whose
+compilation dominated.
 
 A failed flush keeps its rows and retries them on the next round (with a growing pause while the database
 stays down); the insert ignores click ids already stored, so a retry after an unclear failure never
@@ -19,15 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import Insert, Table, TextClause, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Table
 
+from partners.db import bulk
 from partners.db.session import Database
 from partners.kit.logging import get_logger
 from partners.rollups import service as rollups
@@ -68,33 +66,7 @@ class ClickEvent:
     previous_click_id: str | None
 
 
-# Insert chunks ignore click ids already stored: a retry after an unclear failure never duplicates a click.
 _CLICKS: Table = Click.__table__  # type: ignore[assignment]
-_SQLITE_INSERT: Insert = sqlite.insert(_CLICKS).on_conflict_do_nothing(index_elements=["click_id"])
-_PG_COLUMN_TYPES = {
-    "click_id": "varchar",
-    "link_id": "bigint",
-    "partner_id": "bigint",
-    "occurred_at": "timestamptz",
-    "ip_hash": "varchar",
-    "user_agent": "varchar",
-    "referrer": "varchar",
-    "country": "varchar",
-    "is_bot": "boolean",
-    "previous_click_id": "varchar",
-}
-_PG_INSERT: TextClause = text(
-    f"INSERT INTO clicks ({', '.join(_PG_COLUMN_TYPES)}) "
-    f"SELECT {', '.join(_PG_COLUMN_TYPES)} FROM json_to_recordset(CAST(:rows AS json)) "
-    f"AS given({', '.join(f'{name} {kind}' for name, kind in _PG_COLUMN_TYPES.items())}) "
-    "ON CONFLICT (click_id) DO NOTHING"
-)
-
-
-def _isoformat(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def click_row(event: ClickEvent) -> dict[str, Any]:
@@ -209,10 +181,9 @@ class ClickRecorder:
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
         async with self.database.write() as session:
             rollups.record_clicks(session.sync_session, rows)  # written with the clicks, at commit
-            if self.database.dialect == "postgresql":
-                await session.execute(_PG_INSERT, {"rows": json.dumps(rows, default=_isoformat)})
-            else:
-                await session.execute(_SQLITE_INSERT, rows)
+            # Click ids already stored are skipped: a retry after an unclear failure never duplicates a click.
+            insert = bulk.insert(self.database.dialect, _CLICKS, rows, skip_conflicts=True)
+            await session.execute(insert.statement, insert.parameters)
 
     def _drop_overflow(self) -> None:
         excess = len(self._unwritten) - self.max_pending
