@@ -51,12 +51,7 @@ def insert(
     columns = _columns(table, rows)
     _check_defaults_given(table, columns)
     if dialect != "postgresql":
-        statement: Any = sqlite.insert(table)
-        if skip_conflicts:
-            statement = statement.on_conflict_do_nothing()
-        if returning:
-            statement = statement.returning(*(table.c[name] for name in returning))
-        return Bulk(statement, [dict(row) for row in rows])
+        return Bulk(_sqlite_insert(table, skip_conflicts, tuple(returning)), [dict(row) for row in rows])
     return Bulk(_pg_insert(table, columns, skip_conflicts, tuple(returning)), _document(table, columns, rows))
 
 
@@ -135,6 +130,14 @@ def _pg_insert(
     if not returning:
         return sa.text(text)
     return sa.text(f"{text} RETURNING {_names(returning)}").columns(*(table.c[name] for name in returning))
+
+
+@functools.cache
+def _sqlite_insert(table: sa.Table, skip_conflicts: bool, returning: tuple[str, ...]) -> sa.Executable:
+    statement = sqlite.insert(table)
+    if skip_conflicts:
+        statement = statement.on_conflict_do_nothing()
+    return statement.returning(*(table.c[name] for name in returning)) if returning else statement
 
 
 @functools.cache
