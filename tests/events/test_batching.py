@@ -239,7 +239,8 @@ async def test_two_processes_sent_the_same_purchases_write_each_once_without_dea
 
     monkeypatch.setattr(PurchaseBatcher, "_record_alone", counted)
     events = [event(f"pay-{i:02}", f"cust-{i % 3 + 1}", 1_000 + i) for i in range(48)]
-    first, second = PurchaseBatcher(database, max_batch=6), PurchaseBatcher(database, max_batch=6)
+    # Two batches at a time in each: four units of work in flight on PostgreSQL.
+    first, second = (PurchaseBatcher(database, max_batch=6, concurrency=2) for _ in range(2))
     answers = await asyncio.gather(record_all(first, events), record_all(second, list(reversed(events))))
     assert answers[0] == list(reversed(answers[1]))
     assert [a.status_code for a in answers[0]] == [201] * 48
