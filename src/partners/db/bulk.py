@@ -163,13 +163,20 @@ def _sqlite_add_counts(table: sa.Table, keys: tuple[str, ...], counters: tuple[s
 
 @functools.cache
 def _pg_update(table: sa.Table, columns: tuple[str, ...], key: str, add: tuple[str, ...]) -> sa.Executable:
-    name, key = _quote(table.name), _quote(key)
+    # The subquery locks the rows in key order before the UPDATE reaches them, in the UPDATE's own lock mode:
+    # FOR UPDATE would wait for the KEY SHARE locks that inserting rows which reference them takes (it deadlocked
+    # two batches that had both inserted ledger entries for the same accounts, tests/ledger).
+    name, quoted_key = _quote(table.name), _quote(key)
     changes = ", ".join(
         f"{_quote(c)} = {name}.{_quote(c)} + given.{_quote(c)}" if c in add else f"{_quote(c)} = given.{_quote(c)}"
         for c in columns
-        if _quote(c) != key
+        if c != key
     )
-    return sa.text(f"UPDATE {name} SET {changes} FROM {_recordset(table, columns)} WHERE {name}.{key} = given.{key}")
+    return sa.text(
+        f"UPDATE {name} SET {changes} FROM (SELECT given.* FROM {_recordset(table, columns)} "
+        f"JOIN {name} AS locked ON locked.{quoted_key} = given.{quoted_key} ORDER BY given.{quoted_key} "
+        f"FOR NO KEY UPDATE OF locked) AS given WHERE {name}.{quoted_key} = given.{quoted_key}"
+    )
 
 
 def _prefixed(row: Row) -> dict[str, Any]:
