@@ -242,6 +242,77 @@ async def test_purchase_bad_input_names_the_field(
     assert await count(database, Purchase) == 0
 
 
+def purchase_body(external_id: str, customer: str = "cust-1", amount: int = 10_000) -> dict[str, Any]:
+    return {"external_id": external_id, "customer": customer, "amount": amount, "currency": "USD", "product": "sms"}
+
+
+async def test_purchases_in_one_request_each_answered_as_alone(
+    client: httpx.AsyncClient, database: Database, chain: Chain
+) -> None:
+    await signup(client, chain)
+    await signup(client, chain, "cust-2")
+    events = [purchase_body("pay-1", amount=12_345), purchase_body("pay-2", "ghost"), purchase_body("pay-3", "cust-2")]
+    before = await money_rows(database)
+    response = await client.post("/events/purchases", json={"events": events}, headers=chain.host)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["external_id"], r["status"]) for r in results] == [("pay-1", 201), ("pay-2", 404), ("pay-3", 201)]
+    assert [c["amount"] for c in results[0]["purchase"]["commissions"]] == [617, 247, 123]
+    assert results[0]["purchase"]["first_purchase"] is True
+    assert results[1]["purchase"] is None
+    assert results[1]["problem"]["status"] == 404
+    assert [error["field"] for error in results[1]["problem"]["errors"]] == ["events.1.customer"]
+    after = await money_rows(database)
+    assert after[0] == before[0] + 2 and after[2] == before[2] + 6 and after[3] == before[3] + 2
+
+    alone = await purchase(client, chain, amount=12_345)  # the same event sent alone: its stored answer
+    assert alone.status_code == 201
+    assert alone.json() == results[0]["purchase"]
+    await signup(client, chain, "ghost")
+    again = await client.post("/events/purchases", json={"events": events}, headers=chain.host)
+    assert [r["status"] for r in again.json()["results"]] == [201, 201, 201]
+    assert again.json()["results"][0] == results[0]
+    assert again.json()["results"][2] == results[2]
+    assert await money_rows(database) == (after[0] + 1, after[1], after[2] + 3, after[3] + 1, after[4] + 4)
+
+
+async def test_purchases_repeating_an_external_id_record_it_once(
+    client: httpx.AsyncClient, database: Database, chain: Chain
+) -> None:
+    await signup(client, chain)
+    same = [purchase_body("pay-1"), purchase_body("pay-1")]
+    response = await client.post("/events/purchases", json={"events": same}, headers=chain.host)
+    first, second = response.json()["results"]
+    assert first["status"] == second["status"] == 201
+    assert first == second
+    changed = [purchase_body("pay-2"), purchase_body("pay-2", amount=1)]
+    response = await client.post("/events/purchases", json={"events": changed}, headers=chain.host)
+    statuses = sorted(result["status"] for result in response.json()["results"])
+    assert statuses == [201, 409]
+    assert await count(database, Purchase) == 2
+    assert await count(database, Commission) == 6
+
+
+@pytest.mark.parametrize(
+    ("events", "field"),
+    [
+        ([purchase_body("pay-1"), purchase_body("pay-2", amount=0)], "events.1.amount"),
+        ([purchase_body("pay-1"), {"external_id": "pay-2"}], "events.1.customer"),
+        ([], "events"),
+        ([purchase_body(f"pay-{n}") for n in range(101)], "events"),
+    ],
+)
+async def test_purchases_bad_input_anywhere_records_nothing(
+    client: httpx.AsyncClient, database: Database, chain: Chain, events: list[dict[str, Any]], field: str
+) -> None:
+    await signup(client, chain)
+    response = await client.post("/events/purchases", json={"events": events}, headers=chain.host)
+    assert response.status_code == 422, response.text
+    assert field in problem_fields(response)
+    assert await count(database, Purchase) == 0
+    assert await count(database, HostEvent) == 1  # the signup
+
+
 async def test_every_product_is_accepted(client: httpx.AsyncClient, chain: Chain) -> None:
     await signup(client, chain)
     for index, product in enumerate(("sms", "whatsapp", "voice", "rental", "subscription", "credits")):
@@ -363,7 +434,9 @@ async def test_chargeback_of_an_unknown_purchase_is_404(client: httpx.AsyncClien
 # --- authentication ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/events/signup", "/events/purchase", "/events/refund", "/events/chargeback"])
+@pytest.mark.parametrize(
+    "path", ["/events/signup", "/events/purchase", "/events/purchases", "/events/refund", "/events/chargeback"]
+)
 async def test_events_need_a_host_key_with_the_events_scope(
     client: httpx.AsyncClient, database: Database, settings: Settings, chain: Chain, path: str
 ) -> None:

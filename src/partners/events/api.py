@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -14,6 +15,8 @@ from partners.events.schemas import (
     ChargebackIn,
     PurchaseIn,
     PurchaseOut,
+    PurchasesIn,
+    PurchasesOut,
     RefundIn,
     RefundOut,
     SignupIn,
@@ -21,6 +24,7 @@ from partners.events.schemas import (
 )
 from partners.identity.deps import ApiKeyPrincipal, require_api_key
 from partners.kit.deps import SessionDep, SettingsDep
+from partners.kit.errors import AppError
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -58,6 +62,40 @@ async def purchase(event: PurchaseIn, request: Request, _key: BatchedHostKey) ->
     committed before the answer (with the other purchases arriving meanwhile: `events.batching`)."""
     batcher: PurchaseBatcher = request.app.state.purchase_batcher
     return _reply(await batcher.record(event, now=utcnow()))
+
+
+@router.post("/purchases", response_model=PurchasesOut, responses=PROBLEMS)
+async def purchases(batch: PurchasesIn, request: Request, _key: BatchedHostKey) -> JSONResponse:
+    """Up to 100 purchases in one request, each recorded as `POST /events/purchase` records it (idempotent by its
+    own external_id, committed before the answer); they reach the batcher together. 200 with one result per
+    event, in order. An input error anywhere rejects the whole request (422, nothing recorded); a failure that
+    is not the event's own (the database gone) answers 5xx, and the request can be sent again as it was."""
+    batcher: PurchaseBatcher = request.app.state.purchase_batcher
+    now = utcnow()
+    outcomes = await asyncio.gather(*(batcher.record(event, now=now) for event in batch.events), return_exceptions=True)
+    results = [
+        _purchase_result(index, event, outcome, request.url.path)
+        for index, (event, outcome) in enumerate(zip(batch.events, outcomes, strict=True))
+    ]
+    return JSONResponse({"results": results})
+
+
+def _purchase_result(
+    index: int, event: PurchaseIn, outcome: service.EventResult | BaseException, path: str
+) -> dict[str, Any]:
+    if isinstance(outcome, service.EventResult):
+        return {
+            "external_id": event.external_id,
+            "status": outcome.status_code,
+            "purchase": outcome.body,
+            "problem": None,
+        }
+    if not isinstance(outcome, AppError):
+        raise outcome
+    problem = outcome.to_problem(instance=path)
+    for error in problem.get("errors", []):
+        error["field"] = f"events.{index}.{error['field']}"
+    return {"external_id": event.external_id, "status": outcome.status, "purchase": None, "problem": problem}
 
 
 @router.post("/refund", status_code=201, response_model=RefundOut, responses=PROBLEMS)

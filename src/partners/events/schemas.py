@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from babel.numbers import list_currencies
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -46,6 +46,17 @@ class PurchaseIn(EventIn):
         if code not in KNOWN_CURRENCIES:
             raise ValueError(f"{code!r} is not a known ISO-4217 currency code")
         return code
+
+
+MAX_PURCHASES_PER_REQUEST = 100
+
+
+class PurchasesIn(BaseModel):
+    """Many purchases in one request (`POST /events/purchases`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[PurchaseIn] = Field(min_length=1, max_length=MAX_PURCHASES_PER_REQUEST)
 
 
 class RefundIn(EventIn):
@@ -95,6 +106,20 @@ class PurchaseOut(BaseModel):
     currency: str
     first_purchase: bool
     commissions: list[CommissionOut]
+
+
+class PurchaseResultOut(BaseModel):
+    """One event's outcome in `POST /events/purchases`: its status as `POST /events/purchase` would have answered
+    it, with the purchase (201) or the problem (4xx; its fields named `events.<index>.<field>`)."""
+
+    external_id: str
+    status: int
+    purchase: PurchaseOut | None = None
+    problem: dict[str, Any] | None = None
+
+
+class PurchasesOut(BaseModel):
+    results: list[PurchaseResultOut]  # in the order of the request's events
 
 
 class ReversedCommissionOut(BaseModel):
