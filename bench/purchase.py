@@ -1,9 +1,12 @@
 """2. Purchase events `POST /events/purchase` for customers with a 3-level chain, at 8, 32 and 128 concurrent
-clients, against pgbench running the same writes as one stored-procedure call per event (bench/sql/).
-Afterwards the ledger must sum to zero and every purchase must have its three commissions."""
+clients, against pgbench running the same writes as one stored-procedure call per event (bench/sql/): the
+ratio's baseline writes the dashboard's rollups too, as the application does; the baseline of rounds 1 to 4
+(without them) is run beside it for comparison. Afterwards the ledger must sum to zero, every purchase must have
+its three commissions, and the rollups must equal a recount from the raw tables."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import statistics
@@ -15,23 +18,30 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench import common
-from bench.generate import credentials
+from bench import common, generate
 from bench.options import Options
 from bench.seed import seed_chains
+from partners.db.engine import create_engine
+from partners.db.session import Database
+from partners.rollups import service as rollups
 
 CLIENTS = (8, 32, 128)
+BATCHED_CLIENTS = 32
+PER_REQUEST = 10  # purchases per request of the batch endpoint's run
 CUSTOMERS = 5_000
 CHAINS = 50
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
 SQL = common.BENCH / "sql" / "purchase.sql"
 PGBENCH_SCRIPT = (
-    "\\set c random(1, {customers})\n\\set amount random(500, 20500)\nSELECT bench_purchase(:c, :amount);\n"
+    "\\set c random(1, {customers})\n\\set amount random(500, 20500)\nSELECT bench_purchase(:c, :amount, {rollups});\n"
 )
 
 
-def script(api_key: str, prefix: str, customers: int) -> str:
+def script(api_key: str, prefix: str, customers: int, per_request: int = 1) -> str:
+    """wrk's Lua: one purchase per request to `POST /events/purchase`, or `per_request` of them to
+    `POST /events/purchases`."""
+    path = "/events/purchase" if per_request == 1 else "/events/purchases"
     return f"""
 local prefix = "{prefix}"
 local counter = 0
@@ -47,11 +57,18 @@ request = function()
     math.randomseed(thread_number * 7919 + os.time())
     seeded = true
   end
-  counter = counter + 1
-  local body = string.format(
-    '{{"external_id":"%s-%d-%d","customer":"c-%d","amount":%d,"currency":"USD","product":"sms"}}',
-    prefix, thread_number, counter, math.random(1, {customers}), math.random(500, 20500))
-  return wrk.format("POST", "/events/purchase", headers, body)
+  local events = {{}}
+  for i = 1, {per_request} do
+    counter = counter + 1
+    events[i] = string.format(
+      '{{"external_id":"%s-%d-%d","customer":"c-%d","amount":%d,"currency":"USD","product":"sms"}}',
+      prefix, thread_number, counter, math.random(1, {customers}), math.random(500, 20500))
+  end
+  local body = events[1]
+  if {per_request} > 1 then
+    body = '{{"events":[' .. table.concat(events, ",") .. ']}}'
+  end
+  return wrk.format("POST", "{path}", headers, body)
 end
 """
 
@@ -77,11 +94,11 @@ def connection_room(url: str) -> int:
     return limit - reserved - used - 2
 
 
-def pgbench(url: str, clients: int, seconds: float) -> common.LoadResult:
+def pgbench(url: str, clients: int, seconds: float, *, rollups: bool = True) -> common.LoadResult:
     """pgbench -M prepared with the one-call script; latency percentiles from its per-transaction log."""
     with tempfile.TemporaryDirectory(dir=common.DATA) as folder:
         script_path = Path(folder) / "purchase.pgbench"
-        script_path.write_text(PGBENCH_SCRIPT.format(customers=CUSTOMERS))
+        script_path.write_text(PGBENCH_SCRIPT.format(customers=CUSTOMERS, rollups=str(rollups).lower()))
         command = [
             "pgbench",
             "-n",
@@ -154,6 +171,19 @@ CHECKS = {
 }
 
 
+async def rollup_rows_off(url: str) -> int:
+    """How many rollup rows differ from a recount from the raw tables (stored but not recounted, and back).
+    Checked after the application's and the baseline's runs at each level, before the run without rollups
+    (whose purchases they leave out: rebuilt after it)."""
+    database = Database(create_engine(url))
+    try:
+        async with database.read() as session:
+            found = await rollups.stored_and_recounted(session)
+    finally:
+        await database.dispose()
+    return sum(len(stored ^ recounted) for stored, recounted in found.values())
+
+
 def verify(url: str) -> dict[str, int]:
     engine = common.sync_engine(url)
     with engine.connect() as conn:
@@ -161,6 +191,7 @@ def verify(url: str) -> dict[str, int]:
         found["purchases"] = int(conn.execute(sa.text("SELECT count(*) FROM purchases")).scalar_one())
         found["commissions"] = int(conn.execute(sa.text("SELECT count(*) FROM commissions")).scalar_one())
     engine.dispose()
+    found["rollup_rows_not_recounted"] = asyncio.run(rollup_rows_off(url))
     return found
 
 
@@ -174,12 +205,14 @@ def _created(result: common.LoadResult) -> int:
 def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
     url = common.create_database(engine)
     seed_chains(url, chains=CHAINS, customers=CUSTOMERS)
-    api_key = credentials(url).api_key
+    api_key = generate.credentials(url).api_key
     workers = common.WORKERS[engine]
     if engine == "postgresql":
         install_procedure(url)
     app: dict[int, common.LoadResult] = {}
     baseline: dict[int, common.LoadResult] = {}
+    without_rollups: dict[int, common.LoadResult] = {}
+    rollups_off = 0
     notes: list[str] = []
     common.log(f"purchase/{engine}: {workers} worker(s)")
     with common.serve("partners.app:create_app", url, workers=workers, name=f"purchase-{engine}") as server:
@@ -199,15 +232,30 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
                         "(raise it to run 128 real connections)"
                     )
                 baseline[clients] = pgbench(url, min(clients, room), options.seconds)
-                common.log(f"  pgbench @{baseline[clients].connections}: {baseline[clients].rps:,.0f} tps")
+                rollups_off += asyncio.run(rollup_rows_off(url))
+                without_rollups[clients] = pgbench(url, min(clients, room), options.seconds, rollups=False)
+                asyncio.run(generate.rebuild_rollups(url))  # what the run without them left out
+                common.log(
+                    f"  pgbench @{baseline[clients].connections}: {baseline[clients].rps:,.0f} tps "
+                    f"({without_rollups[clients].rps:,.0f} without the rollups)"
+                )
+        lua = script(api_key, f"batched-{secrets.token_hex(3)}", CUSTOMERS, PER_REQUEST)
+        batched = common.wrk(server.base_url, lua, connections=BATCHED_CLIENTS, seconds=options.seconds)
+        common.log(
+            f"  app @{BATCHED_CLIENTS} x {PER_REQUEST} per request: {batched.rps * PER_REQUEST:,.0f} events/s, "
+            f"p99 {batched.p99_ms} ms"
+        )
     checks = verify(url)
-    answered = sum(_created(result) for result in app.values())
-    checks["ok"] = int(all(checks[name] == 0 for name in CHECKS))
+    checks["rollup_rows_not_recounted"] += rollups_off
+    answered = sum(_created(result) for result in app.values()) + _created(batched) * PER_REQUEST
+    checks["ok"] = int(all(checks[name] == 0 for name in (*CHECKS, "rollup_rows_not_recounted")))
     return {
         "engine": engine,
         "workers": workers,
         "app": app,
         "pgbench": baseline,
+        "pgbench_without_rollups": without_rollups,
+        "batched": {"clients": BATCHED_CLIENTS, "per_request": PER_REQUEST, "requests": batched},
         "ratio": {str(c): common.ratio(app[c].rps, baseline[c].rps) for c in baseline},
         "answered_201": answered,
         "checks": checks,
@@ -223,6 +271,7 @@ def run(options: Options) -> dict[str, Any]:
         for clients in CLIENTS:
             result: common.LoadResult = data["app"][clients]
             base: common.LoadResult | None = pg["pgbench"].get(clients) if pg else None
+            lean: common.LoadResult | None = pg["pgbench_without_rollups"].get(clients) if pg else None
             rows.append(
                 [
                     engine,
@@ -230,6 +279,8 @@ def run(options: Options) -> dict[str, Any]:
                     base.rps if base else "-",
                     result.rps,
                     f"{common.ratio(result.rps, base.rps):.0%}" if base else "-",
+                    lean.rps if lean else "-",
+                    f"{common.ratio(result.rps, lean.rps):.0%}" if lean else "-",
                     result.p50_ms,
                     result.p95_ms,
                     result.p99_ms,
@@ -244,6 +295,8 @@ def run(options: Options) -> dict[str, Any]:
             "pgbench tps",
             "events/s",
             "ratio",
+            "pgbench tps, no rollups",
+            "ratio to it",
             "p50 ms",
             "p95 ms",
             "p99 ms",
@@ -255,12 +308,22 @@ def run(options: Options) -> dict[str, Any]:
     lines = []
     for engine, data in engines.items():
         checks = data["checks"]
-        problems = [name for name in CHECKS if checks[name]]
+        problems = [name for name in (*CHECKS, "rollup_rows_not_recounted") if checks[name]]
         lines.append(
             f"- {engine}: {checks['purchases']:,} purchases, {checks['commissions']:,} commissions; ledger sums to "
-            f"zero, every purchase has 3 commissions in the ledger: {problems if problems else 'OK'}"
+            f"zero, every purchase has 3 commissions in the ledger, the rollups equal a recount: "
+            f"{problems if problems else 'OK'}"
         )
         lines += [f"- {engine}: {note}" for note in data["notes"]]
+        batched = data["batched"]["requests"]
+        events_per_second = batched.rps * PER_REQUEST
+        base = pg["pgbench"].get(BATCHED_CLIENTS) if pg else None
+        lines.append(
+            f"- {engine}: `POST /events/purchases`, {PER_REQUEST} purchases per request at {BATCHED_CLIENTS} "
+            f"clients: {events_per_second:,.0f} events/s"
+            + (f" ({common.ratio(events_per_second, base.rps):.0%} of pgbench)" if base else "")
+            + f", p50 {batched.p50_ms} ms, p99 {batched.p99_ms} ms per request, {batched.failed} errors"
+        )
         if engine == "postgresql":
             ratio = data["ratio"].get("32", 0.0)
             p99 = data["app"][32].p99_ms

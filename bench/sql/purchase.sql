@@ -1,9 +1,12 @@
 -- The purchase benchmark's baseline: what POST /events/purchase writes for a customer with a 3-level chain,
--- done by ONE stored-procedure call (pgbench runs `SELECT bench_purchase(customer, amount)`):
+-- done by ONE stored-procedure call (pgbench runs `SELECT bench_purchase(customer, amount, rollups)`):
 --   the host event row (idempotency) and its stored answer, the customer lock and first-purchase mark, the
 --   purchase, three commissions, one ledger transaction with four entries, and the three partners'
 --   earnings_pending balance rows (updated in ascending account id order, as the ledger does). The platform's
 --   commission_expense account is kept as a sum (no balance row update), as in the application.
+-- With p_rollups (the baseline since round 5), also the dashboard's rollups the application keeps in the same
+-- transaction: the partner's last-seen buyer and the buyers' histogram on its day rows, its day's revenue, and
+-- each earner's day commissions (partner id order). Without it, the baseline of rounds 1 to 4.
 
 CREATE SEQUENCE IF NOT EXISTS bench_purchase_seq;
 
@@ -24,7 +27,50 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION bench_purchase(p_customer integer, p_amount bigint)
+CREATE OR REPLACE FUNCTION bench_add_buyers(p_partner bigint, p_day date, p_buyers integer)
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO rollup_partner_days (partner_id, day, clicks, bot_clicks, signups, visitors, buyers)
+    VALUES (p_partner, p_day, 0, 0, 0, 0, p_buyers)
+    ON CONFLICT (partner_id, day) DO UPDATE SET buyers = rollup_partner_days.buyers + EXCLUDED.buyers;
+$$;
+
+CREATE OR REPLACE FUNCTION bench_count_rollups(
+    p_partner bigint, p_customer bigint, p_day date, p_amount bigint, p_chain bigint[], p_shares bigint[]
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_buyer bigint;
+    v_last date;
+BEGIN
+    INSERT INTO rollup_partner_buyers (partner_id, customer_id, last_day) VALUES (p_partner, p_customer, p_day)
+    ON CONFLICT DO NOTHING RETURNING id INTO v_buyer;
+    IF v_buyer IS NOT NULL THEN
+        PERFORM bench_add_buyers(p_partner, p_day, 1);
+    ELSE
+        SELECT last_day INTO v_last FROM rollup_partner_buyers
+        WHERE partner_id = p_partner AND customer_id = p_customer FOR UPDATE;
+        IF p_day > v_last THEN
+            UPDATE rollup_partner_buyers SET last_day = p_day WHERE partner_id = p_partner AND customer_id = p_customer;
+            PERFORM bench_add_buyers(p_partner, v_last, -1);
+            PERFORM bench_add_buyers(p_partner, p_day, 1);
+        END IF;
+    END IF;
+
+    INSERT INTO rollup_partner_revenue (partner_id, day, currency, purchases, gross, refunded)
+    VALUES (p_partner, p_day, 'USD', 1, p_amount, 0)
+    ON CONFLICT (partner_id, day, currency) DO UPDATE
+    SET purchases = rollup_partner_revenue.purchases + 1, gross = rollup_partner_revenue.gross + EXCLUDED.gross;
+
+    INSERT INTO rollup_partner_commissions (partner_id, day, currency, status, level, count, amount, reversed)
+    SELECT earner, p_day, 'USD', 'pending', level, 1, share, 0
+    FROM unnest(p_chain, p_shares) WITH ORDINALITY AS t(earner, share, level)
+    ORDER BY earner
+    ON CONFLICT (partner_id, day, currency, status, level) DO UPDATE
+    SET count = rollup_partner_commissions.count + 1,
+        amount = rollup_partner_commissions.amount + EXCLUDED.amount;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION bench_purchase(p_customer integer, p_amount bigint, p_rollups boolean)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_external text := 'pgb-' || nextval('bench_purchase_seq');
@@ -97,6 +143,11 @@ BEGIN
                                      'customer_id', v_customer_id, 'amount', p_amount, 'currency', 'USD',
                                      'commissions', to_json(v_shares))
     WHERE id = v_event;
+
+    IF p_rollups THEN
+        PERFORM bench_count_rollups(v_partner_id, v_customer_id, (v_now AT TIME ZONE 'UTC')::date, p_amount,
+                                    v_chain, v_shares);
+    END IF;
     RETURN v_purchase;
 END;
 $$;
