@@ -144,3 +144,24 @@ async def test_the_chains_of_a_batch_come_from_one_query_and_match_one_by_one(
     ]
     assert [batch[0].members[0].monthly_revenue, batch[2].members[0].monthly_revenue] == [0, 150_000]
     assert [batch[0].members[0].rate_bps, batch[2].members[0].rate_bps] == [500, 750]
+
+
+async def test_each_member_is_checked_against_its_own_programs_agreement(
+    database: Database, settings: Settings
+) -> None:
+    """Another program's agreement, further along in its versions, does not count for the chain's partners."""
+    async with database.write() as session:
+        program, tiers = await create_program(session, settings)
+        other, other_tiers = await create_program(session, settings, slug="other", is_default=False)
+        await create_partner(session, other, other_tiers["starter"])
+        parent = await create_partner(session, program, tiers["pro"])
+        child = await create_partner(session, program, tiers["starter"], parent=parent)
+        await affiliates.publish_agreement(session, program.id, title="Terms", body="...", actor=STAFF)
+        for version in ("Other terms", "Other terms, second edition"):
+            await affiliates.publish_agreement(session, other.id, title=version, body="...", actor=STAFF)
+        await affiliates.accept_agreement(session, child, 1, ip=None, user_agent=None, now=T0)
+        await session.flush()
+        members = (await load_chain(session, child.id, currency="USD", at=T0)).members
+        expected = [await affiliates.can_earn(session, partner) for partner in (child, parent)]
+    assert expected == [True, False]
+    assert [member.can_earn for member in members] == expected

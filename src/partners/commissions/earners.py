@@ -110,9 +110,9 @@ _SALE_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
 def _sales(dialect: str, count: int) -> sa.CTE:
     """The sales asked about, one row each: the sale's position, its partner, currency and the `RevenueWindow`
     before it. On PostgreSQL from one JSON document (`sales`): the same statement whatever the batch size, so it
-    is prepared and planned once (parsing and planning a statement per batch size took almost a quarter of
-    PostgreSQL's statement time under load, bench/README.md). On SQLite from bound parameters (`sale_<i>`,
-    `partner_id_<i>`, ...: `<column>_<position>`)."""
+    is prepared and parsed once per connection (a statement per batch size took almost a quarter of PostgreSQL's
+    statement time under load, bench/README.md; it is still planned at each execution, `db.engine`). On SQLite
+    from bound parameters (`sale_<i>`, `partner_id_<i>`, ...: `<column>_<position>`)."""
     if dialect == "postgresql":
         document = sa.cast(sa.bindparam("sales", type_=sa.String), postgresql.JSON)
         given = (
@@ -157,6 +157,7 @@ def _chain_query(dialect: str, count: int) -> sa.Select[Any]:
         .where(_versions.c.program_id == member.c.program_id)
         .order_by(_versions.c.version.desc())
         .limit(1)
+        .correlate(member)  # also inside `accepted`'s EXISTS, one level further down
         .scalar_subquery()
     )
     accepted = sa.exists().where(
