@@ -21,7 +21,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # that moment and remade only after an ANALYZE. A plan made while a table was small scans the whole table as it
 # grows: the purchase answers' UPDATE took 23 ms (82% of PostgreSQL's statement time) in the purchase benchmark,
 # which runs on a fresh database with autovacuum off. Planning each execution costs far less
-# (bench/README.md, round 5: 314 → 626 to 641 purchase events/s at 32 clients).
+# (bench/README.md, round 5: 313 and 367 → 603 and 630 purchase events/s at 32 clients, alternating).
 POSTGRES_OPTIONS = "-c plan_cache_mode=force_custom_plan"
 WRITE_OPTION = "partners_write"
 
