@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.affiliates.models import AgreementAcceptance, AgreementVersion, Partner
 from partners.commissions.accounts import COMMISSION_EXPENSE, EARNINGS_PENDING, PARTNER_OWNER_PREFIX, PLATFORM_OWNER
 from partners.commissions.rules import bonus_rate, within_duration
+from partners.db.session import dialect_name
 from partners.db.types import UTCDateTime
 from partners.events.models import Purchase
 from partners.ledger.models import LedgerAccount
@@ -289,7 +290,7 @@ async def load_chains(session: AsyncSession, sales: Sequence[tuple[int, str, dat
         {"sale": i, "partner_id": partner_id, "currency": currency.upper(), **asdict(window)}
         for i, ((partner_id, currency, _), window) in enumerate(zip(sales, windows, strict=True))
     ]
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     query = _chain_query(dialect, 0 if dialect == "postgresql" else len(sales))
     if dialect == "postgresql":
         await session.execute(_JOINS_AS_WRITTEN)

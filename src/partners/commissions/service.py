@@ -36,6 +36,7 @@ from partners.commissions.earners import Chain, Earner, Sale, earners, load_chai
 from partners.commissions.models import Commission, CommissionAdjustment
 from partners.commissions.rules import reversal_delta, split_commissions
 from partners.db import bulk
+from partners.db.session import dialect_name
 from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.ledger import service as ledger
@@ -182,7 +183,7 @@ async def pay_commissions(session: AsyncSession, sales: Sequence[tuple[Sale, Cha
         rollups.count_new_commissions(session.sync_session, rollups.utc_day(sale.occurred_at), sale_rows)
         rows += sale_rows
     if rows:
-        insert = bulk.insert(session.get_bind().dialect.name, _commissions, rows)
+        insert = bulk.insert(dialect_name(session), _commissions, rows)
         await session.execute(insert.statement, insert.parameters)
     return [
         [

@@ -52,7 +52,7 @@ def insert(
     _check_defaults_given(table, columns)
     if dialect != "postgresql":
         return Bulk(_sqlite_insert(table, skip_conflicts, tuple(returning)), [dict(row) for row in rows])
-    return Bulk(_pg_insert(table, columns, skip_conflicts, tuple(returning)), _document(table, columns, rows))
+    return Bulk(_pg_insert(table, columns, skip_conflicts, tuple(returning)), _document(_bound(table, columns, rows)))
 
 
 def add_counts(dialect: str, table: sa.Table, keys: Sequence[str], rows: Sequence[Row]) -> Bulk:
@@ -63,7 +63,7 @@ def add_counts(dialect: str, table: sa.Table, keys: Sequence[str], rows: Sequenc
     counters = tuple(name for name in columns if name not in keys)
     if dialect != "postgresql":
         return Bulk(_sqlite_add_counts(table, tuple(keys), counters), [dict(row) for row in rows])
-    return Bulk(_pg_add_counts(table, columns, tuple(keys), counters), _document(table, columns, rows))
+    return Bulk(_pg_add_counts(table, columns, tuple(keys), counters), _document(_bound(table, columns, rows)))
 
 
 def update(dialect: str, table: sa.Table, rows: Sequence[Row], *, key: str = "id", add: Sequence[str] = ()) -> Bulk:
@@ -74,8 +74,9 @@ def update(dialect: str, table: sa.Table, rows: Sequence[Row], *, key: str = "id
         raise ValueError(f"the rows do not give the key {key!r}")
     if dialect != "postgresql":
         return Bulk(_sqlite_update(table, columns, key, tuple(add)), [_prefixed(row) for row in rows])
-    document = _document(table, columns, rows)
-    return Bulk(_pg_update(table, columns, key, tuple(add)), {**document, "keys": _bound(table, key, rows)})
+    bound = _bound(table, columns, rows)
+    keys = [row[key] for row in bound]
+    return Bulk(_pg_update(table, columns, key, tuple(add)), {**_document(bound), "keys": keys})
 
 
 # --- the pieces ---
@@ -98,25 +99,21 @@ def _check_defaults_given(table: sa.Table, columns: tuple[str, ...]) -> None:
         raise ValueError(f"the rows of {table.name} must give {missing[0]!r} (its default is not applied here)")
 
 
-def _document(table: sa.Table, columns: tuple[str, ...], rows: Sequence[Row]) -> dict[str, str]:
-    """The rows as the statement's one JSON parameter, each value bound as its column's type binds it."""
+def _bound(table: sa.Table, columns: tuple[str, ...], rows: Sequence[Row]) -> Sequence[Row]:
+    """The rows with each value bound as its column's type binds it (the JSON document bypasses the types)."""
     decorated: list[tuple[str, TypeDecorator[Any]]] = [
         (name, kind) for name in columns if isinstance(kind := table.c[name].type, TypeDecorator)
     ]
-    if decorated:
-        rows = [
-            {**row, **{name: kind.process_bind_param(row[name], _PG_DIALECT) for name, kind in decorated}}
-            for row in rows
-        ]
+    if not decorated:
+        return rows
+    return [
+        {**row, **{name: kind.process_bind_param(row[name], _PG_DIALECT) for name, kind in decorated}} for row in rows
+    ]
+
+
+def _document(rows: Sequence[Row]) -> dict[str, str]:
+    """The rows as the statement's one JSON parameter."""
     return {"rows": orjson.dumps(rows).decode()}
-
-
-def _bound(table: sa.Table, column: str, rows: Sequence[Row]) -> list[Any]:
-    """The rows' values of one column as its type binds them."""
-    kind = table.c[column].type
-    if isinstance(kind, TypeDecorator):
-        return [kind.process_bind_param(row[column], _PG_DIALECT) for row in rows]
-    return [row[column] for row in rows]
 
 
 def _recordset(table: sa.Table, columns: tuple[str, ...]) -> str:

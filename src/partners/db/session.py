@@ -7,12 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from partners.db.engine import WRITE_OPTION, sibling_engine
 from partners.db.registry import load_all_models
 
 # PostgreSQL connections per process: 10 + 20 for reads (engine.py) and these for writes.
 WRITE_POOL = {"pool_size": 5, "max_overflow": 10}
+
+
+def dialect_name(session: Session | AsyncSession) -> str:
+    """The engine a unit of work runs on: "postgresql" or "sqlite"."""
+    return session.get_bind().dialect.name
 
 
 class Database:

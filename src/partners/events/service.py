@@ -35,6 +35,7 @@ from partners.affiliates.models import Partner
 from partners.commissions import service as commissions
 from partners.commissions.earners import Chain, Sale, load_chains
 from partners.db import bulk
+from partners.db.session import dialect_name
 from partners.db.types import utcnow
 from partners.events.models import HostEvent, Purchase, Refund
 from partners.events.schemas import (
@@ -98,7 +99,7 @@ async def _claim_each(session: AsyncSession, kind: str, keys: Sequence[tuple[str
         }
         for external_id, digest in keys
     ]
-    claim = bulk.insert(_dialect(session), _host_events, rows, skip_conflicts=True, returning=("id", "external_id"))
+    claim = bulk.insert(dialect_name(session), _host_events, rows, skip_conflicts=True, returning=("id", "external_id"))
     inserted = await session.execute(claim.statement, claim.parameters)
     new_ids = {external_id: int(event_id) for event_id, external_id in inserted.all()}
     seen = await _seen_events(session, kind, [external_id for external_id, _ in keys if external_id not in new_ids])
@@ -149,12 +150,8 @@ async def _store_answers(session: AsyncSession, answers: dict[int, EventResult])
         {"id": event_id, "status_code": answer.status_code, "response": answer.body}
         for event_id, answer in answers.items()
     ]
-    stored = bulk.update(_dialect(session), _host_events, rows)
+    stored = bulk.update(dialect_name(session), _host_events, rows)
     await session.execute(stored.statement, stored.parameters)
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
 
 
 def _answer(status_code: int, body: BaseModel) -> EventResult:
@@ -385,7 +382,7 @@ async def _insert_purchases(
         }
         for _, event, now in purchases
     ]
-    insert = bulk.insert(_dialect(session), _purchases, rows, skip_conflicts=True, returning=("id", "external_id"))
+    insert = bulk.insert(dialect_name(session), _purchases, rows, skip_conflicts=True, returning=("id", "external_id"))
     inserted = await session.execute(insert.statement, insert.parameters)
     ids = {external_id: int(purchase_id) for purchase_id, external_id in inserted.all()}
     for index, event, _ in purchases:
@@ -405,7 +402,7 @@ async def _save_first_purchases(session: AsyncSession, moved: dict[int, datetime
     """Write the customers' moved first purchases, in one statement; a Customer loaded in this unit of work
     follows."""
     rows = [{"id": customer_id, "first_purchase_at": at} for customer_id, at in moved.items()]
-    saved = bulk.update(_dialect(session), _customers, rows)
+    saved = bulk.update(dialect_name(session), _customers, rows)
     await session.execute(saved.statement, saved.parameters)
     for customer_id, first_purchase_at in moved.items():
         loaded = session.sync_session.identity_map.get(identity_key(Customer, customer_id))

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from partners.db.session import dialect_name
 from partners.db.types import utcnow
 from partners.jobs.models import Job, JobStatus
 from partners.kit.errors import Conflict, NotFound, Unprocessable
@@ -35,7 +36,7 @@ async def enqueue(
     if max_attempts < 1:
         raise Unprocessable("max_attempts must be at least 1", field="max_attempts")
     now = utcnow()
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = postgresql_insert if dialect_name(session) == "postgresql" else sqlite_insert
     statement = insert(Job).values(
         name=name,
         payload=payload,

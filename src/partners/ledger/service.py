@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from partners.db import bulk
+from partners.db.session import dialect_name
 from partners.db.types import utcnow
 from partners.kit.errors import Conflict, IdempotencyConflict, InsufficientFunds, NotFound, Unprocessable
 from partners.ledger.models import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransaction
@@ -65,7 +66,7 @@ def payload_hash(payload: dict[str, Any]) -> str:
 
 
 def _insert_ignoring_conflicts(session: AsyncSession, table: sa.Table | type[LedgerTransaction]) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
 
 
@@ -278,7 +279,7 @@ async def _write_legs(
 
 
 async def _insert_entries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    entries = bulk.insert(session.get_bind().dialect.name, _entries, rows)
+    entries = bulk.insert(dialect_name(session), _entries, rows)
     await session.execute(entries.statement, entries.parameters)
 
 
@@ -289,7 +290,7 @@ def apply_deferred_credits(session: Session) -> None:
     deferred: dict[int, int] = session.info.pop(DEFERRED_CREDITS_KEY, {})
     if deferred:
         rows = [{"id": key, "posted": deferred[key]} for key in sorted(deferred)]
-        credits = bulk.update(session.get_bind().dialect.name, _accounts, rows, add=("posted",))
+        credits = bulk.update(dialect_name(session), _accounts, rows, add=("posted",))
         session.execute(credits.statement, credits.parameters)
 
 
@@ -353,7 +354,7 @@ async def post_each(session: AsyncSession, transactions: Sequence[NewTransaction
         for transaction, digest in zip(transactions, digests, strict=True)
     ]
     insert = bulk.insert(
-        session.get_bind().dialect.name, _transactions, rows, skip_conflicts=True, returning=("id", "idempotency_key")
+        dialect_name(session), _transactions, rows, skip_conflicts=True, returning=("id", "idempotency_key")
     )
     inserted = await session.execute(insert.statement, insert.parameters)
     new_ids: dict[str, int] = {key: int(transaction_id) for transaction_id, key in inserted.all()}

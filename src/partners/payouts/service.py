@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.affiliates.models import Partner
 from partners.commissions import accounts
 from partners.commissions.models import Commission, CommissionAdjustment
+from partners.db.session import dialect_name
 from partners.jobs.service import enqueue
 from partners.kit.crypto import decrypt_text, encrypt_text, keyed_hash
 from partners.kit.errors import (
@@ -282,7 +283,7 @@ def _same_request(existing: Payout, digest: str) -> Payout:
 
 async def _insert_payout(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """Insert unless (partner, idempotency key) exists; concurrent twins wait on the unique index."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
     statement = (
         dialect.insert(_payouts_table)
         .values(**values)

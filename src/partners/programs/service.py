@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.affiliates.models import Partner
 from partners.audit.service import Actor, record
 from partners.commissions.rules import BPS_SCALE, DURATIONS, bonus_rate
+from partners.db.session import dialect_name
 from partners.db.types import UTCDateTime
 from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
@@ -89,7 +90,7 @@ class EffectiveRates:
 
 
 def _insert_ignoring_conflicts(session: AsyncSession, model: type[Any]) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
     return dialect.insert(model).on_conflict_do_nothing()
 
 

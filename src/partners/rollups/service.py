@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from partners.db import bulk
+from partners.db.session import dialect_name
 from partners.rollups.models import (
     LinkDay,
     LinkVisitor,
@@ -215,7 +216,7 @@ def link_of_click(click_id: str, partner_id: int) -> sa.Select[int]:
 
 
 def _insert(session: Session, table: sa.Table) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
     return dialect.insert(table)
 
 
@@ -230,7 +231,7 @@ def _add_counts(session: Session, table: sa.Table, keys: Sequence[str], rows: li
     if not rows:
         return
     rows.sort(key=lambda row: tuple(row[name] for name in keys))
-    upsert = bulk.add_counts(session.get_bind().dialect.name, table, keys, rows)
+    upsert = bulk.add_counts(dialect_name(session), table, keys, rows)
     session.execute(upsert.statement, upsert.parameters)
 
 
@@ -245,7 +246,7 @@ def _last_seen(
     """Move each (owner, key)'s latest day forward, and the histogram with it: +1 on the new latest day, -1
     on the old one. New keys are inserted first; existing ones are locked (FOR UPDATE) before being read."""
     owner_column, key_column = table.c[names[0]], table.c[names[1]]
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = dialect_name(session) == "postgresql"
     for chunk in _chunks(sorted(seen.items()), PG_CHUNK if postgres else CHUNK):
         if postgres:
             _last_seen_postgres(session, table, names, chunk, histogram, slot)
@@ -735,7 +736,7 @@ def _columns(table: sa.Table) -> list[str]:
 
 async def rebuild(session: AsyncSession) -> None:
     """Recompute every rollup from the raw tables (after a bulk load, or to repair)."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     for table, query in recount_queries(dialect).values():
         await session.execute(sa.delete(table))
         await session.execute(sa.insert(table).from_select(_columns(table), query))
@@ -743,7 +744,7 @@ async def rebuild(session: AsyncSession) -> None:
 
 async def stored_and_recounted(session: AsyncSession) -> dict[str, tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]]:
     """For each rollup table: (its rows, the recount's rows), zero rows left out, for comparing."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     found = {}
     for name, (table, query) in recount_queries(dialect).items():
         columns = [table.c[column] for column in _columns(table)]

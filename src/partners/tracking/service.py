@@ -42,6 +42,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from partners.affiliates.models import Partner
 from partners.affiliates.service import can_earn
 from partners.audit.service import Actor, record
+from partners.db.session import dialect_name
 from partners.db.types import utcnow
 from partners.kit.crypto import keyed_hash
 from partners.kit.errors import Conflict, NotFound, Unprocessable
@@ -152,7 +153,7 @@ async def ensure_referral_link(session: AsyncSession, referral_code: str) -> boo
     if row is None:
         return False
     partner_id, landing_url = row
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
     await session.execute(
         dialect.insert(TrackingLink)
         .values(

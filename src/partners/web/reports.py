@@ -19,6 +19,7 @@ from partners.affiliates.models import Partner
 from partners.audit.models import AuditEntry
 from partners.commissions.models import Commission
 from partners.dashboard.service import Window
+from partners.db.session import dialect_name
 from partners.disputes.models import WAITING_ON_STAFF, Dispute
 from partners.events.models import Purchase
 from partners.identity.models import StaffUser
@@ -29,7 +30,7 @@ Money = dict[str, int]  # currency -> minor units
 
 
 def _utc_day(session: AsyncSession, column: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         return sa.cast(sa.func.timezone("UTC", column), sa.Date)
     return sa.func.date(column)
 
