@@ -114,6 +114,17 @@ async def test_a_replay_gets_the_answer_its_batch_stored(database: Database, cha
     assert await count(database, Purchase) == 1
 
 
+async def test_a_purchase_sent_as_soon_as_the_last_answer_came_is_written(database: Database, chain: Chain) -> None:
+    """The caller of the last event of a drain runs before that drain's task has finished: its next event must
+    start a drain of its own, not wait on the one that has stopped looking (it used to wait forever)."""
+    batcher = PurchaseBatcher(database)
+    for number in range(3):
+        async with asyncio.timeout(10):  # no task in between (`wait_for` would add one, and hide the bug)
+            answer = await batcher.record(event(f"next-{number}"), now=T0)
+        assert answer.status_code == 201
+    assert await count(database, Purchase) == 3
+
+
 async def test_a_rejected_purchase_is_answered_alone_and_the_rest_of_its_batch_is_written(
     database: Database, chain: Chain, batch_sizes: list[int]
 ) -> None:

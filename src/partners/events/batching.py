@@ -61,27 +61,35 @@ class PurchaseBatcher:
         self.max_batch = max_batch
         self.concurrency = concurrency
         self._queue: deque[_Waiting] = deque()
-        self._running: set[asyncio.Task[None]] = set()
+        self._draining = 0  # drains that will still look at the queue
+        self._tasks: set[asyncio.Task[None]] = set()  # held so that a running drain is not garbage-collected
 
     async def record(self, event: PurchaseIn, *, now: datetime) -> service.EventResult:
         """The event's answer once its batch has committed; raises the event's error (an `AppError`...)."""
         waiting = _Waiting(event, now)
         self._queue.append(waiting)
-        if len(self._running) < self.concurrency:
+        if self._draining < self.concurrency:
+            self._draining += 1
             task = asyncio.create_task(self._drain())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await waiting.answer
 
     async def _drain(self) -> None:
-        while self._queue:
-            batch = self._take_batch()
-            try:
-                await self._record_batch(batch)
-            except asyncio.CancelledError:  # the process is stopping: the callers get no answer (a 5xx)
-                for waiting in batch:
-                    waiting.answer.cancel()
-                raise
+        # A drain stops counting as one in the same step in which it finds the queue empty. Counted until its
+        # task's done callback ran, an event queued in between (the last answer's caller sending its next one)
+        # found a drain "running" that would never look again, and waited until another event started one.
+        try:
+            while self._queue:
+                batch = self._take_batch()
+                try:
+                    await self._record_batch(batch)
+                except asyncio.CancelledError:  # the process is stopping: the callers get no answer (a 5xx)
+                    for waiting in batch:
+                        waiting.answer.cancel()
+                    raise
+        finally:
+            self._draining -= 1
 
     def _take_batch(self) -> list[_Waiting]:
         """Up to `max_batch` waiting events, one per external id, in (customer, external id) order."""
