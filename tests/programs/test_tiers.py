@@ -181,8 +181,10 @@ async def test_the_daily_schedule_runs_the_evaluation(database: Database, settin
             customer = await make_customer(session, program, partner)
             await make_purchase(session, customer, 50_000, occurred_at=utcnow() - DAY)
     now = utcnow()
+    # Ticked again later the same UTC day (3 hours later would be the next day after 21:00).
+    later_that_day = max(now, min(now + timedelta(hours=3), now.replace(hour=23, minute=59, second=59)))
     await tick_schedules(database, settings, now=now)
-    await tick_schedules(database, settings, now=now + timedelta(hours=3))
+    await tick_schedules(database, settings, now=later_that_day)
     async with database.read() as session:
         keys = list(await session.scalars(sa.select(Job.unique_key).where(Job.name == "programs.evaluate_tiers")))
     assert keys == [f"schedule:programs.evaluate_tiers:{now:%Y-%m-%d}"]
