@@ -42,6 +42,12 @@ async def app(settings: Settings, database: Database) -> Any:
     ) -> dict[str, Any]:
         return {"key_id": key.key_id, "scopes": sorted(key.scopes)}
 
+    @application.post("/_test/events-own-writes")  # the purchase routes' way: no unit of work opened for them
+    async def host_event_own_writes(
+        key: Annotated[ApiKeyPrincipal, Depends(require_api_key("events:write", own_writes=True))],
+    ) -> dict[str, Any]:
+        return {"key_id": key.key_id, "scopes": sorted(key.scopes)}
+
     @application.get("/_test/partners")
     async def host_partners(
         key: Annotated[ApiKeyPrincipal, Depends(require_api_key("partners:read"))],

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from partners.db.session import Database
@@ -51,43 +52,49 @@ async def test_the_full_key_is_shown_once_and_stored_only_as_a_hash(
     assert rows[0].created_by_id is not None
 
 
+@pytest.mark.parametrize("path", ["/_test/events", "/_test/events-own-writes"])
 async def test_a_key_authenticates_by_header_or_bearer(
-    client: httpx.AsyncClient, database: Database, admin_headers: dict[str, str]
+    client: httpx.AsyncClient, database: Database, admin_headers: dict[str, str], path: str
 ) -> None:
     created = await _create_key(client, admin_headers, ["events:write"])
     full_key = str(created["key"])
-    by_header = await client.post("/_test/events", headers={"X-API-Key": full_key})
+    by_header = await client.post(path, headers={"X-API-Key": full_key})
     assert by_header.status_code == 200
     assert by_header.json() == {"key_id": created["id"], "scopes": ["events:write"]}
-    assert (await client.post("/_test/events", headers=bearer(full_key))).status_code == 200
+    assert (await client.post(path, headers=bearer(full_key))).status_code == 200
     async with database.read() as session:
         assert (await session.scalars(sa.select(ApiKey.last_used_at))).one() is not None
 
 
+@pytest.mark.parametrize("path", ["/_test/events", "/_test/events-own-writes"])
 async def test_missing_malformed_or_altered_keys_get_401(
-    client: httpx.AsyncClient, admin_headers: dict[str, str]
+    client: httpx.AsyncClient, admin_headers: dict[str, str], path: str
 ) -> None:
     full_key = str((await _create_key(client, admin_headers, ["events:write"]))["key"])
     altered = full_key[:-1] + ("a" if full_key[-1] != "a" else "b")
     for headers in ({}, {"X-API-Key": "nope"}, {"X-API-Key": altered}):
-        response = await client.post("/_test/events", headers=headers)
+        response = await client.post(path, headers=headers)
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_a_key_without_the_scope_gets_403(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+@pytest.mark.parametrize("path", ["/_test/events", "/_test/events-own-writes"])
+async def test_a_key_without_the_scope_gets_403(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], path: str
+) -> None:
     full_key = str((await _create_key(client, admin_headers, ["partners:read"]))["key"])
     assert (await client.get("/_test/partners", headers={"X-API-Key": full_key})).status_code == 200
-    response = await client.post("/_test/events", headers={"X-API-Key": full_key})
+    response = await client.post(path, headers={"X-API-Key": full_key})
     assert response.status_code == 403
     assert "events:write" in response.json()["detail"]
 
 
-async def test_a_revoked_key_gets_401(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+@pytest.mark.parametrize("path", ["/_test/events", "/_test/events-own-writes"])
+async def test_a_revoked_key_gets_401(client: httpx.AsyncClient, admin_headers: dict[str, str], path: str) -> None:
     created = await _create_key(client, admin_headers, ["events:write"])
-    assert (await client.post("/_test/events", headers={"X-API-Key": str(created["key"])})).status_code == 200
+    assert (await client.post(path, headers={"X-API-Key": str(created["key"])})).status_code == 200
     assert (await client.delete(f"/admin/api-keys/{created['id']}", headers=admin_headers)).status_code == 204
-    assert (await client.post("/_test/events", headers={"X-API-Key": str(created["key"])})).status_code == 401
+    assert (await client.post(path, headers={"X-API-Key": str(created["key"])})).status_code == 401
     listed = (await client.get("/admin/api-keys", headers=admin_headers)).json()
     assert listed[0]["revoked_at"] is not None
     assert (await client.delete("/admin/api-keys/999999", headers=admin_headers)).status_code == 404

@@ -23,7 +23,7 @@ from partners.identity.models import AuthSession, StaffUser, SubjectKind
 from partners.identity.principals import ApiKeyPrincipal, StaffPrincipal
 from partners.identity.roles import ensure_known_permission, ensure_known_scope
 from partners.kit.crypto import keyed_hash
-from partners.kit.deps import READ_METHODS, ReadSessionDep, SessionDep, SettingsDep, database_of
+from partners.kit.deps import READ_METHODS, SessionDep, SettingsDep, database_of
 from partners.kit.errors import Forbidden, Unauthorized
 from partners.settings import Settings
 
@@ -130,13 +130,14 @@ async def _ensure_csrf(request: Request, auth_session: AuthSession) -> None:
 
 async def _record_use(
     request: Request,
-    session: AsyncSession,
+    session: AsyncSession | None,
     write: Callable[[AsyncSession], Awaitable[None]],
     *,
     read_only: bool,
 ) -> None:
-    """Write a last-used time; a read-only unit of work (safe methods, `own_writes` routes) gets a write one."""
-    if read_only:
+    """Write a last-used time; a read-only unit of work (safe methods) or none (`own_writes` routes) gets a
+    write one of its own."""
+    if read_only or session is None:
         async with database_of(request).write() as writer:
             await write(writer)
     else:
@@ -285,13 +286,20 @@ def _verified_api_keys(request: Request) -> VerifiedApiKeys:
     return keys
 
 
-async def _verify_api_key(request: Request, session: AsyncSession, settings: Settings, raw_key: str) -> _Verified:
+async def _verify_api_key(
+    request: Request, session: AsyncSession | None, settings: Settings, raw_key: str
+) -> _Verified:
+    """The key from the process's trusted keys, or read (on `session`, or a read-only unit of work of its own)."""
     cache = _verified_api_keys(request)
     key_hash = keyed_hash(settings, raw_key.strip(), purpose=service.API_KEY_PURPOSE)
     verified = cache.get(key_hash)
     if verified is not None:
         return verified
-    api_key = await service.verify_api_key(session, settings, raw_key)
+    if session is None:
+        async with database_of(request).read() as reader:
+            api_key = await service.verify_api_key(reader, settings, raw_key)
+    else:
+        api_key = await service.verify_api_key(session, settings, raw_key)
     if api_key is None:
         raise Unauthorized("invalid or revoked API key")
     principal = ApiKeyPrincipal(key_id=api_key.id, name=api_key.name, scopes=frozenset(api_key.scopes))
@@ -302,10 +310,12 @@ def require_api_key(scope: str, *, own_writes: bool = False) -> Callable[..., Aw
     """A dependency: the host API key (X-API-Key or Bearer npk_...) holding `scope` (401 / 403 otherwise).
 
     `own_writes`: the route writes through a unit of work of its own (purchase events, `events.batching`), so
-    the key is read on a read-only unit of work instead of opening a write transaction for nothing."""
+    none is opened for it: a key trusted already needs none, another is read on a read-only one."""
     ensure_known_scope(scope)
 
-    async def check(request: Request, session: AsyncSession, settings: Settings, read_only: bool) -> ApiKeyPrincipal:
+    async def check(
+        request: Request, session: AsyncSession | None, settings: Settings, read_only: bool
+    ) -> ApiKeyPrincipal:
         raw_key = _api_key_sent(request)
         if raw_key is None:
             raise Unauthorized("an API key is required: send X-API-Key or Authorization: Bearer npk_...")
@@ -323,10 +333,10 @@ def require_api_key(scope: str, *, own_writes: bool = False) -> Callable[..., Aw
 
     if own_writes:
 
-        async def on_read_unit(request: Request, session: ReadSessionDep, settings: SettingsDep) -> ApiKeyPrincipal:
-            return await check(request, session, settings, True)
+        async def without_unit(request: Request, settings: SettingsDep) -> ApiKeyPrincipal:
+            return await check(request, None, settings, True)
 
-        return on_read_unit
+        return without_unit
 
     async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> ApiKeyPrincipal:
         return await check(request, session, settings, request.method in READ_METHODS)

@@ -42,14 +42,6 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def read_unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
-    """A read-only unit of work whatever the method: for a route that writes through a unit of work of its own
-    (purchase events, `events.batching`)."""
-    async with database_of(request).read() as session:
-        yield session
-
-
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
-ReadSessionDep = Annotated[AsyncSession, Depends(read_unit_of_work, scope="function")]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
