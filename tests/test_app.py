@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -102,3 +104,26 @@ def test_a_production_server_tunes_the_garbage_collector_and_others_do_not(tmp_p
         )
         found[environment] = json.loads(done.stdout.strip().splitlines()[-1])
     assert found == {"production": [50_000, True], "development": [700, False]}
+
+
+def _routes_by_router(app: Any) -> list[tuple[int, Any]]:
+    """(router number, route) for every route of the app, the included routers' routes flattened."""
+    found = []
+    for number, route in enumerate(app.router.routes):
+        included = getattr(route, "original_router", None)
+        found.extend((number, inner) for inner in (included.routes if included is not None else [route]))
+    return found
+
+
+def test_no_path_is_answered_by_two_routers(app: Any) -> None:
+    """`app._include_routers` orders the routers by traffic: that must not change which route answers."""
+    routes = [(number, route) for number, route in _routes_by_router(app) if hasattr(route, "path_regex")]
+    assert len(routes) > 150
+    overlaps = []
+    for number, route in routes:
+        example = re.sub(r"\{[^}]+\}", "1", route.path)
+        for other_number, other in routes:
+            shared_methods = (getattr(route, "methods", None) or set()) & (getattr(other, "methods", None) or set())
+            if other_number != number and shared_methods and other.path_regex.match(example):
+                overlaps.append(f"{sorted(shared_methods)} {example}: {route.path} and {other.path}")
+    assert overlaps == []
