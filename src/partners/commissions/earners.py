@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -287,7 +287,7 @@ async def load_chains(session: AsyncSession, sales: Sequence[tuple[int, str, dat
         return []
     windows = [RevenueWindow.before(at) for _, _, at in sales]
     given = [
-        {"sale": i, "partner_id": partner_id, "currency": currency.upper(), **asdict(window)}
+        {"sale": i, "partner_id": partner_id, "currency": currency.upper(), **window.parameters()}
         for i, ((partner_id, currency, _), window) in enumerate(zip(sales, windows, strict=True))
     ]
     dialect = dialect_name(session)
