@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -19,6 +21,13 @@ WRITE_POOL = {"pool_size": 5, "max_overflow": 10}
 def dialect_name(session: Session | AsyncSession) -> str:
     """The engine a unit of work runs on: "postgresql" or "sqlite"."""
     return session.get_bind().dialect.name
+
+
+def dialect_insert(session: Session | AsyncSession, table: Any) -> Any:
+    """`INSERT` into `table` in the unit of work's dialect, which knows `ON CONFLICT` (`on_conflict_do_nothing`,
+    `on_conflict_do_update`)."""
+    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 class Database:

@@ -10,11 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from partners.db.session import dialect_name
+from partners.db.session import dialect_insert
 from partners.db.types import utcnow
 from partners.jobs.models import Job, JobStatus
 from partners.kit.errors import Conflict, NotFound, Unprocessable
@@ -36,8 +34,7 @@ async def enqueue(
     if max_attempts < 1:
         raise Unprocessable("max_attempts must be at least 1", field="max_attempts")
     now = utcnow()
-    insert = postgresql_insert if dialect_name(session) == "postgresql" else sqlite_insert
-    statement = insert(Job).values(
+    statement = dialect_insert(session, Job).values(
         name=name,
         payload=payload,
         status=JobStatus.QUEUED.value,

@@ -35,12 +35,11 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from partners.db import bulk
-from partners.db.session import dialect_name
+from partners.db.session import dialect_insert, dialect_name
 from partners.db.types import utcnow
 from partners.kit.errors import Conflict, IdempotencyConflict, InsufficientFunds, NotFound, Unprocessable
 from partners.ledger.models import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransaction
@@ -65,11 +64,6 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _insert_ignoring_conflicts(session: AsyncSession, table: sa.Table | type[LedgerTransaction]) -> Any:
-    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
-
-
 # --- accounts ---
 
 
@@ -91,16 +85,20 @@ async def open_account(
     found = await find_account(session, owner=owner, kind=kind, currency=currency)
     if found is not None:
         return found
-    statement = _insert_ignoring_conflicts(session, _accounts).values(
-        owner=owner,
-        kind=kind,
-        currency=currency,
-        may_go_negative=may_go_negative,
-        kept_as_sum=kept_as_sum,
-        posted=0,
-        pending_debits=0,
-        pending_credits=0,
-        created_at=utcnow(),
+    statement = (
+        dialect_insert(session, _accounts)
+        .on_conflict_do_nothing()
+        .values(
+            owner=owner,
+            kind=kind,
+            currency=currency,
+            may_go_negative=may_go_negative,
+            kept_as_sum=kept_as_sum,
+            posted=0,
+            pending_debits=0,
+            pending_credits=0,
+            created_at=utcnow(),
+        )
     )
     await session.execute(statement)
     created = await find_account(session, owner=owner, kind=kind, currency=currency)
@@ -311,7 +309,8 @@ async def post_transaction(
     digest = _checked_digest(idempotency_key, kind, postings, details)
     # RETURNING the row as the ORM object: no SELECT after the INSERT.
     transaction: LedgerTransaction | None = await session.scalar(
-        _insert_ignoring_conflicts(session, LedgerTransaction)
+        dialect_insert(session, LedgerTransaction)
+        .on_conflict_do_nothing()
         .values(
             idempotency_key=idempotency_key,
             payload_hash=digest,
@@ -463,7 +462,8 @@ async def reserve(
         }
     )
     inserted = await session.execute(
-        _insert_ignoring_conflicts(session, _holds)
+        dialect_insert(session, _holds)
+        .on_conflict_do_nothing()
         .values(
             idempotency_key=idempotency_key,
             payload_hash=digest,

@@ -22,13 +22,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.affiliates.models import Partner
 from partners.commissions import accounts
 from partners.commissions.models import Commission, CommissionAdjustment
-from partners.db.session import dialect_name
+from partners.db.session import dialect_insert
 from partners.jobs.service import enqueue
 from partners.kit.crypto import decrypt_text, encrypt_text, keyed_hash
 from partners.kit.errors import (
@@ -283,9 +282,8 @@ def _same_request(existing: Payout, digest: str) -> Payout:
 
 async def _insert_payout(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """Insert unless (partner, idempotency key) exists; concurrent twins wait on the unique index."""
-    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
     statement = (
-        dialect.insert(_payouts_table)
+        dialect_insert(session, _payouts_table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["partner_id", "idempotency_key"])
         .returning(_payouts_table.c.id)

@@ -20,13 +20,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.affiliates.models import Partner
 from partners.audit.service import Actor, record
 from partners.commissions.rules import BPS_SCALE, DURATIONS, bonus_rate
-from partners.db.session import dialect_name
+from partners.db.session import dialect_insert
 from partners.db.types import UTCDateTime
 from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
@@ -89,11 +88,6 @@ class EffectiveRates:
 # --- programs ------------------------------------------------------------------------------------------
 
 
-def _insert_ignoring_conflicts(session: AsyncSession, model: type[Any]) -> Any:
-    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
-    return dialect.insert(model).on_conflict_do_nothing()
-
-
 async def get_program(session: AsyncSession, program_id: int) -> Program:
     program = await session.get(Program, program_id)
     if program is None:
@@ -116,7 +110,9 @@ async def ensure_default_program(session: AsyncSession, settings: Settings) -> P
     program = await session.scalar(sa.select(Program).where(Program.is_default.is_(True)).order_by(Program.id).limit(1))
     if program is None:
         await session.execute(
-            _insert_ignoring_conflicts(session, Program).values(
+            dialect_insert(session, Program)
+            .on_conflict_do_nothing()
+            .values(
                 slug=DEFAULT_PROGRAM_SLUG,
                 name=DEFAULT_PROGRAM_NAME,
                 currency=DEFAULT_PROGRAM_CURRENCY,
@@ -135,7 +131,9 @@ async def add_default_tiers(session: AsyncSession, settings: Settings, program: 
     """Add the plan's default tiers (programs/defaults.py) that the program lacks."""
     for spec in default_tiers(settings):
         await session.execute(
-            _insert_ignoring_conflicts(session, Tier).values(
+            dialect_insert(session, Tier)
+            .on_conflict_do_nothing()
+            .values(
                 program_id=program.id,
                 **spec,
             )

@@ -18,12 +18,11 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from partners.db import bulk
-from partners.db.session import dialect_name
+from partners.db.session import dialect_insert, dialect_name
 from partners.rollups.models import (
     LinkDay,
     LinkVisitor,
@@ -215,11 +214,6 @@ def link_of_click(click_id: str, partner_id: int) -> sa.Select[int]:
 # --- writing -------------------------------------------------------------------------------------------
 
 
-def _insert(session: Session, table: sa.Table) -> Any:
-    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def _chunks(items: Sequence[K], size: int = CHUNK) -> Iterator[Sequence[K]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -253,7 +247,7 @@ def _last_seen(
             continue
         rows = [{names[0]: owner, names[1]: key, "last_day": day} for (owner, key), day in chunk]
         inserted = session.execute(
-            _insert(session, table).on_conflict_do_nothing().returning(owner_column, key_column), rows
+            dialect_insert(session, table).on_conflict_do_nothing().returning(owner_column, key_column), rows
         )
         new = {(int(owner), key) for owner, key in inserted}
         for (owner, key), day in chunk:

@@ -34,7 +34,6 @@ from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import ColumnElement, bindparam, case, distinct, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -42,7 +41,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from partners.affiliates.models import Partner
 from partners.affiliates.service import can_earn
 from partners.audit.service import Actor, record
-from partners.db.session import dialect_name
+from partners.db.session import dialect_insert
 from partners.db.types import utcnow
 from partners.kit.crypto import keyed_hash
 from partners.kit.errors import Conflict, NotFound, Unprocessable
@@ -153,9 +152,8 @@ async def ensure_referral_link(session: AsyncSession, referral_code: str) -> boo
     if row is None:
         return False
     partner_id, landing_url = row
-    dialect = postgresql if dialect_name(session) == "postgresql" else sqlite
     await session.execute(
-        dialect.insert(TrackingLink)
+        dialect_insert(session, TrackingLink)
         .values(
             partner_id=partner_id,
             code=referral_code,
