@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from partners.affiliates.models import AgreementAcceptance, AgreementVersion, Partner
 from partners.commissions.accounts import COMMISSION_EXPENSE, EARNINGS_PENDING, PARTNER_OWNER_PREFIX, PLATFORM_OWNER
 from partners.commissions.rules import bonus_rate, within_duration
+from partners.db import pipeline
 from partners.db.session import dialect_name
 from partners.db.types import UTCDateTime
 from partners.events.models import Purchase
@@ -293,7 +294,7 @@ async def load_chains(session: AsyncSession, sales: Sequence[tuple[int, str, dat
     dialect = dialect_name(session)
     query = _chain_query(dialect, 0 if dialect == "postgresql" else len(sales))
     if dialect == "postgresql":
-        await session.execute(_JOINS_AS_WRITTEN)
+        await pipeline.run_later(session, _JOINS_AS_WRITTEN)  # reaches PostgreSQL just before the query
     rows_of: list[list[Any]] = [[] for _ in sales]
     for row in await session.execute(query, _sales_parameters(dialect, given)):
         rows_of[row.sale].append(row)

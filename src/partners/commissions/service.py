@@ -35,7 +35,7 @@ from partners.commissions import accounts
 from partners.commissions.earners import Chain, Earner, Sale, earners, load_chain, still_pays
 from partners.commissions.models import Commission, CommissionAdjustment
 from partners.commissions.rules import reversal_delta, split_commissions
-from partners.db import bulk
+from partners.db import bulk, pipeline
 from partners.db.session import dialect_name
 from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
@@ -184,7 +184,7 @@ async def pay_commissions(session: AsyncSession, sales: Sequence[tuple[Sale, Cha
         rows += sale_rows
     if rows:
         insert = bulk.insert(dialect_name(session), _commissions, rows)
-        await session.execute(insert.statement, insert.parameters)
+        await pipeline.run_later(session, insert.statement, insert.parameters)
     return [
         [
             NewCommission(earner.partner_id, _code(chain, earner), earner.level, share, sale.currency, "pending")

@@ -17,6 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from partners.db import pipeline
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # psycopg prepares a statement run 5 times; PostgreSQL then reuses a generic plan, made with the table sizes of
 # that moment and remade only after an ANALYZE. A plan made while a table was small scans the whole table as it
@@ -53,6 +55,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     else:
         options = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True, **given}
         engine = create_async_engine(url, connect_args={"options": _postgres_options(url)}, **options)
+        pipeline.listen(engine.sync_engine)
     _RECIPES[engine] = (url, kwargs)
     return engine
 

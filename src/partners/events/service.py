@@ -34,7 +34,7 @@ from sqlalchemy.orm.util import identity_key
 from partners.affiliates.models import Partner
 from partners.commissions import service as commissions
 from partners.commissions.earners import Chain, Sale, load_chains
-from partners.db import bulk
+from partners.db import bulk, pipeline
 from partners.db.session import dialect_name
 from partners.db.types import utcnow
 from partners.events.models import HostEvent, Purchase, Refund
@@ -151,7 +151,7 @@ async def _store_answers(session: AsyncSession, answers: dict[int, EventResult])
         for event_id, answer in answers.items()
     ]
     stored = bulk.update(dialect_name(session), _host_events, rows)
-    await session.execute(stored.statement, stored.parameters)
+    await pipeline.run_later(session, stored.statement, stored.parameters)
 
 
 def _answer(status_code: int, body: BaseModel) -> EventResult:
@@ -403,7 +403,7 @@ async def _save_first_purchases(session: AsyncSession, moved: dict[int, datetime
     follows."""
     rows = [{"id": customer_id, "first_purchase_at": at} for customer_id, at in moved.items()]
     saved = bulk.update(dialect_name(session), _customers, rows)
-    await session.execute(saved.statement, saved.parameters)
+    await pipeline.run_later(session, saved.statement, saved.parameters)
     for customer_id, first_purchase_at in moved.items():
         loaded = session.sync_session.identity_map.get(identity_key(Customer, customer_id))
         if loaded is not None:

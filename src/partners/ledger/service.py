@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from partners.db import bulk
+from partners.db import bulk, pipeline
 from partners.db.session import dialect_insert, dialect_name
 from partners.db.types import utcnow
 from partners.kit.errors import Conflict, IdempotencyConflict, InsufficientFunds, NotFound, Unprocessable
@@ -278,7 +278,7 @@ async def _write_legs(
 
 async def _insert_entries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     entries = bulk.insert(dialect_name(session), _entries, rows)
-    await session.execute(entries.statement, entries.parameters)
+    await pipeline.run_later(session, entries.statement, entries.parameters)
 
 
 def apply_deferred_credits(session: Session) -> None:
@@ -289,7 +289,7 @@ def apply_deferred_credits(session: Session) -> None:
     if deferred:
         rows = [{"id": key, "posted": deferred[key]} for key in sorted(deferred)]
         credits = bulk.update(dialect_name(session), _accounts, rows, add=("posted",))
-        session.execute(credits.statement, credits.parameters)
+        pipeline.run_later_in(session, credits.statement, credits.parameters)
 
 
 async def post_transaction(

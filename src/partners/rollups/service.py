@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from partners.db import bulk
+from partners.db import bulk, pipeline
 from partners.db.session import dialect_insert, dialect_name
 from partners.rollups.models import (
     LinkDay,
@@ -226,7 +226,7 @@ def _add_counts(session: Session, table: sa.Table, keys: Sequence[str], rows: li
         return
     rows.sort(key=lambda row: tuple(row[name] for name in keys))
     upsert = bulk.add_counts(dialect_name(session), table, keys, rows)
-    session.execute(upsert.statement, upsert.parameters)
+    pipeline.run_later_in(session, upsert.statement, upsert.parameters)
 
 
 def _last_seen(
@@ -327,7 +327,8 @@ def _last_seen_postgres(
             histogram[(int(found_owner), old)][slot] -= 1
             histogram[(int(found_owner), day)][slot] += 1
     if moves:
-        session.execute(
+        pipeline.run_later_in(
+            session,
             sa.text(
                 f"UPDATE {table.name} t SET last_day = given.d FROM {given} "
                 f"WHERE t.{owner} = given.o AND t.{key} = given.k"
