@@ -1,11 +1,15 @@
 """`db.engine` on PostgreSQL: statements psycopg prepares are planned with their parameters at each execution
-(no generic plan made while a table was small and kept as it grows), and a URL's own `options` still apply."""
+(no generic plan made while a table was small and kept as it grows), a URL's own `options` still apply, and a
+pooled connection is pinged before use only after it sat idle (a dead one is then replaced unseen)."""
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from partners.db import engine as engine_module
 from partners.db.engine import create_engine
 from tests.conftest import IN_CI, PG_URL, prepare_postgres
 
@@ -55,3 +59,64 @@ async def test_the_urls_own_options_still_apply(postgres_url: str) -> None:
         await engine.dispose()
     assert timeout == "4321ms"
     assert mode == "force_custom_plan"
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.begin() as conn:
+        return int((await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def _terminate(postgres_url: str, pid: int) -> None:
+    admin = create_engine(postgres_url)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await admin.dispose()
+
+
+def _count_pings(monkeypatch: pytest.MonkeyPatch, engine: AsyncEngine) -> list[object]:
+    pings: list[object] = []
+    ping = engine.dialect.do_ping
+
+    def counted(dbapi_connection: object) -> bool:
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return pings
+
+
+async def test_a_connection_idle_in_the_pool_is_pinged_and_replaced_if_gone(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)  # every connection returned is "idle"
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    pings = _count_pings(monkeypatch, engine)
+    try:
+        first = await _backend_pid(engine)
+        assert pings == []  # a new connection is not pinged
+        await _terminate(postgres_url, first)
+        second = await _backend_pid(engine)  # the ping found it gone: a new connection, no error
+        assert second != first
+        assert len(pings) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_in_steady_use_is_not_pinged_and_a_broken_one_fails_once(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    pings = _count_pings(monkeypatch, engine)
+    try:
+        first = await _backend_pid(engine)
+        assert [await _backend_pid(engine) for _ in range(3)] == [first] * 3
+        assert pings == []
+        await _terminate(postgres_url, first)
+        with pytest.raises(DBAPIError) as failed:
+            await _backend_pid(engine)
+        assert failed.value.connection_invalidated
+        assert await _backend_pid(engine) != first  # the pool dropped the broken connection
+    finally:
+        await engine.dispose()

@@ -8,6 +8,7 @@ with its parameters (`plan_cache_mode=force_custom_plan`, below).
 
 from __future__ import annotations
 
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from partners.db import pipeline
@@ -27,6 +29,13 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # (bench/README.md, round 5: 313 and 367 → 603 and 630 purchase events/s at 32 clients, alternating).
 POSTGRES_OPTIONS = "-c plan_cache_mode=force_custom_plan"
 WRITE_OPTION = "partners_write"
+# A pooled PostgreSQL connection is pinged before use only when it sat unused in the pool this long: SQLAlchemy's
+# pre-ping, a round trip at every checkout, cost ~250-350 µs of a worker's CPU per unit of work (bench/README.md,
+# round 7). A connection that breaks while in steady use (the database restarted under load) fails the one unit
+# of work that meets it; SQLAlchemy then drops it and every connection opened before it, and the caller's retry
+# gets a new one (requests are idempotent or answered 5xx, and purchase events and clicks are retried).
+PING_AFTER_IDLE_SECONDS = 5.0
+_RETURNED_AT = "partners_returned_at"
 
 
 def normalise_database_url(url: str) -> str:
@@ -53,11 +62,30 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **given)
         _configure_sqlite(engine)
     else:
-        options = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True, **given}
+        options = {"pool_size": 10, "max_overflow": 20, **given}
         engine = create_async_engine(url, connect_args={"options": _postgres_options(url)}, **options)
         pipeline.listen(engine.sync_engine)
+        _ping_after_idle(engine)
     _RECIPES[engine] = (url, kwargs)
     return engine
+
+
+def _ping_after_idle(engine: AsyncEngine) -> None:
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
+            return  # new, or in steady use
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool replaces the connection and checks out again
+            raise DisconnectionError(f"a pooled connection idle for a while is gone: {error}") from error
 
 
 def _postgres_options(url: str) -> str:
