@@ -30,7 +30,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_OPTIONS = "-c plan_cache_mode=force_custom_plan"
 WRITE_OPTION = "partners_write"
 # A pooled PostgreSQL connection is pinged before use only when it sat unused in the pool this long: SQLAlchemy's
-# pre-ping, a round trip at every checkout, cost ~250-350 µs of a worker's CPU per unit of work (bench/README.md,
+# pre-ping, a round trip at every checkout, cost ~150-200 µs of a worker's CPU per unit of work (bench/README.md,
 # round 7). A connection that breaks while in steady use (the database restarted under load) fails the one unit
 # of work that meets it; SQLAlchemy then drops it and every connection opened before it, and the caller's retry
 # gets a new one (requests are idempotent or answered 5xx, and purchase events and clicks are retried).

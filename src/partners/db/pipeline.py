@@ -1,17 +1,19 @@
-"""Writes whose results nobody reads, sent together: PostgreSQL's pipeline mode.
+"""Writes whose results nobody reads, sent to PostgreSQL together, in one round trip.
 
 A batch of purchase events ran ~17 statements, each through SQLAlchemy and psycopg: ~250-400 µs of the worker's
 CPU and a round trip each, the larger part of the workers' CPU per event (bench/README.md, round 7). Most of
 them write rows the unit of work never reads back: the commissions, ledger entries, balance credits, rollup
 counters and stored answers. `run_later` queues such a statement on the unit of work's connection, and the queue
-goes to PostgreSQL in ONE round trip (psycopg's pipeline mode, ~30 µs of CPU a statement) just before anything
-else runs on that connection — its next statement, savepoint or commit. So whatever the unit of work runs next
-sees the queued writes, exactly as if they had run at once; only their errors come later, raised by that next
-statement or by the commit, and the transaction rolls back as usual. A rollback drops the queue (what it queued
-is rolled back with it). SQLite runs the statement at once (in-process: no round trip to save).
+goes to PostgreSQL as ONE multi-statement query (parameters bound on the client by psycopg's `ClientCursor`:
+~100 µs a send plus ~40 µs a statement; psycopg's pipeline mode waited on the socket after every statement)
+just before anything else runs on that connection — its next statement, savepoint or commit. So whatever the
+unit of work runs next sees the queued writes, exactly as if they had run at once; only their errors come later,
+raised by that next statement or by the commit, and the transaction rolls back as usual. A rollback (of the
+transaction, or of the savepoint they were queued in) drops the queue. SQLite runs the statement at once
+(in-process: no round trip to save).
 
-Only plain SQL (`sqlalchemy.text`) with parameters psycopg adapts itself (str, int, lists) may be queued: the
-statements of `db.bulk` on PostgreSQL, whose rows travel as one JSON document."""
+Only plain SQL (`sqlalchemy.text`) with one set of parameters psycopg adapts itself (str, int, lists) may be
+queued: the statements of `db.bulk` on PostgreSQL, whose rows travel as one JSON document."""
 
 from __future__ import annotations
 
