@@ -6,6 +6,7 @@ They write rows directly (not through the domain services) so every domain's tes
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,21 @@ from partners.identity.service import create_api_key, create_staff_user, start_s
 from partners.programs.defaults import default_tiers
 from partners.programs.models import Program, Tier
 from partners.settings import Settings
+
+
+def ledger_account_row(owner: str, currency: str = "USD", *, posted: int = 0, created_at: datetime) -> dict[str, Any]:
+    """A `ledger_accounts` row with every column given, for `db.bulk` statements."""
+    return {
+        "owner": owner,
+        "kind": "pending",
+        "currency": currency,
+        "may_go_negative": False,
+        "kept_as_sum": False,
+        "posted": posted,
+        "pending_debits": 0,
+        "pending_credits": 0,
+        "created_at": created_at,
+    }
 
 
 async def create_program(

@@ -17,7 +17,7 @@ from partners.events.models import HostEvent
 from partners.ledger.models import LedgerAccount
 from partners.rollups.models import PartnerDayRevenue
 from partners.settings import Settings
-from tests.factories import create_partner, create_program
+from tests.factories import create_partner, create_program, ledger_account_row
 
 _accounts = cast(sa.Table, LedgerAccount.__table__)
 _events = cast(sa.Table, HostEvent.__table__)
@@ -26,17 +26,7 @@ AT = datetime(2026, 11, 24, 12, 30, 15, 123456, tzinfo=UTC)
 
 
 def _account(owner: str, currency: str, posted: int = 0) -> dict[str, Any]:
-    return {
-        "owner": owner,
-        "kind": "pending",
-        "currency": currency,
-        "may_go_negative": False,
-        "kept_as_sum": False,
-        "posted": posted,
-        "pending_debits": 0,
-        "pending_credits": 0,
-        "created_at": AT,
-    }
+    return ledger_account_row(owner, currency, posted=posted, created_at=AT)
 
 
 async def _run(session: AsyncSession, statement: bulk.Bulk) -> sa.Result[Any]:

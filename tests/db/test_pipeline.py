@@ -16,23 +16,14 @@ from partners.db import bulk, pipeline
 from partners.db.engine import create_engine, normalise_database_url
 from partners.db.session import Database
 from partners.ledger.models import LedgerAccount
+from tests.factories import ledger_account_row
 
 _accounts = cast(sa.Table, LedgerAccount.__table__)
 AT = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def _account(owner: str, posted: int = 0) -> dict[str, Any]:
-    return {
-        "owner": owner,
-        "kind": "pending",
-        "currency": "USD",
-        "may_go_negative": False,
-        "kept_as_sum": False,
-        "posted": posted,
-        "pending_debits": 0,
-        "pending_credits": 0,
-        "created_at": AT,
-    }
+def _account(owner: str) -> dict[str, Any]:
+    return ledger_account_row(owner, created_at=AT)
 
 
 async def _insert_later(session: AsyncSession, dialect: str, *owners: str) -> None:

@@ -43,6 +43,7 @@ Parameters = dict[str, Any] | list[dict[str, Any]]  # a list: an executemany (SQ
 
 async def run_later(session: AsyncSession, statement: sa.Executable, parameters: Parameters | None = None) -> None:
     """Run a write whose result is not read: queued on PostgreSQL, at once on SQLite."""
+    # Not `db.session.dialect_name`: `db.session` imports `db.engine`, which imports this module.
     if session.get_bind().dialect.name != "postgresql":
         await session.execute(statement, parameters)
         return

@@ -10,6 +10,7 @@ for each other in a cycle. A savepoint rolled back takes its deltas with it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -294,47 +295,49 @@ def _last_seen_postgres(
     """`_last_seen` for PostgreSQL in three set-based statements over one JSON document each
     (`json_to_recordset`), whatever the number of rows: rendering and sending hundreds of rows one by one
     blocked the click recorder's event loop, and psycopg's Python array dumpers were the next cost."""
-    owner, key = names
-    key_type = "varchar" if isinstance(table.c[key].type, sa.String) else "bigint"
-    given = f"json_to_recordset(CAST(:given AS json)) AS given(o bigint, k {key_type}, d date)"
-    inserted = session.execute(
-        sa.text(
-            f"INSERT INTO {table.name} ({owner}, {key}, last_day) SELECT o, k, d FROM {given} "
-            f"ON CONFLICT DO NOTHING RETURNING {owner}, {key}"
-        ),
-        _given((item_owner, item_key, day) for (item_owner, item_key), day in chunk),
-    )
+    insert, select_locked, update = _last_seen_statements(table, names)
+    inserted = session.execute(insert, _given((owner, key, day) for (owner, key), day in chunk))
     new = {(int(row[0]), row[1]) for row in inserted}
     seen = {item: day for item, day in chunk}
     for item, day in chunk:
         if item in new:
             histogram[(item[0], day)][slot] += 1
-    rest = [(item_owner, item_key, day) for (item_owner, item_key), day in chunk if (item_owner, item_key) not in new]
+    rest = [(owner, key, day) for (owner, key), day in chunk if (owner, key) not in new]
     if not rest:
         return
-    found = session.execute(
-        sa.text(
-            f"SELECT t.{owner}, t.{key}, t.last_day FROM {table.name} t JOIN {given} "
-            f"ON t.{owner} = given.o AND t.{key} = given.k ORDER BY t.{owner}, t.{key} FOR UPDATE OF t"
-        ),
-        _given(rest),
-    )
     moves: list[tuple[int, Any, date]] = []
-    for found_owner, found_key, stored in found:
+    for found_owner, found_key, stored in session.execute(select_locked, _given(rest)):
         old, day = as_date(stored), seen[(int(found_owner), found_key)]
         if day > old:
             moves.append((int(found_owner), found_key, day))
             histogram[(int(found_owner), old)][slot] -= 1
             histogram[(int(found_owner), day)][slot] += 1
     if moves:
-        pipeline.run_later_in(
-            session,
-            sa.text(
-                f"UPDATE {table.name} t SET last_day = given.d FROM {given} "
-                f"WHERE t.{owner} = given.o AND t.{key} = given.k"
-            ),
-            _given(moves),
-        )
+        pipeline.run_later_in(session, update, _given(moves))
+
+
+@functools.cache
+def _last_seen_statements(
+    table: sa.Table, names: tuple[str, str]
+) -> tuple[sa.TextClause, sa.TextClause, sa.TextClause]:
+    """`_last_seen_postgres`'s INSERT of new keys, its locking SELECT of the others and its UPDATE, built once per
+    table (a queued statement is compiled once per statement object, `db.pipeline`)."""
+    owner, key = names
+    key_type = "varchar" if isinstance(table.c[key].type, sa.String) else "bigint"
+    given = f"json_to_recordset(CAST(:given AS json)) AS given(o bigint, k {key_type}, d date)"
+    return (
+        sa.text(
+            f"INSERT INTO {table.name} ({owner}, {key}, last_day) SELECT o, k, d FROM {given} "
+            f"ON CONFLICT DO NOTHING RETURNING {owner}, {key}"
+        ),
+        sa.text(
+            f"SELECT t.{owner}, t.{key}, t.last_day FROM {table.name} t JOIN {given} "
+            f"ON t.{owner} = given.o AND t.{key} = given.k ORDER BY t.{owner}, t.{key} FOR UPDATE OF t"
+        ),
+        sa.text(
+            f"UPDATE {table.name} t SET last_day = given.d FROM {given} WHERE t.{owner} = given.o AND t.{key} = given.k"
+        ),
+    )
 
 
 def write(session: Session, deltas: Pending) -> None:
