@@ -1,6 +1,7 @@
-"""`db.engine` on PostgreSQL: statements psycopg prepares are planned with their parameters at each execution
-(no generic plan made while a table was small and kept as it grows), a URL's own `options` still apply, and a
-pooled connection is pinged before use only after it sat idle (a dead one is then replaced unseen)."""
+"""`db.engine` on PostgreSQL: on read connections, statements psycopg prepares are planned with their parameters at
+each execution (no generic plan made while a table was small and kept as it grows); write connections keep
+generic plans and are replaced after `GENERIC_PLAN_MAX_AGE_SECONDS`; a URL's own `options` still apply; a pooled
+connection is pinged before use only after it sat idle (a dead one is then replaced unseen)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from partners.db import engine as engine_module
 from partners.db.engine import create_engine
+from partners.db.session import Database
 from tests.conftest import IN_CI, PG_URL, prepare_postgres
 
 PREPARED_AFTER = 5  # psycopg's prepare_threshold: from the 6th execution on, a statement runs prepared
 PREPARED_RUNS = 10  # PostgreSQL would try a generic plan from the 6th of them on
+CUSTOM_FIRST = 5  # PostgreSQL plans the first 5 runs of a prepared statement with their parameters
 
 
 @pytest.fixture
@@ -27,25 +30,52 @@ def postgres_url() -> str:
     return PG_URL
 
 
-async def test_prepared_statements_are_never_run_on_a_generic_plan(postgres_url: str) -> None:
-    engine = create_engine(postgres_url)
+async def _plans_of_a_lookup(engine: AsyncEngine) -> tuple[int, int]:
+    """(generic, custom) plans PostgreSQL made for a lookup run PREPARED_AFTER + PREPARED_RUNS times."""
     lookup = sa.text("SELECT count(*) FROM host_events WHERE id = :id")
-    try:
-        async with engine.connect() as conn:
-            for number in range(PREPARED_AFTER + PREPARED_RUNS):
-                await conn.execute(lookup, {"id": number})
-            plans = (
-                await conn.execute(
-                    sa.text(
-                        "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                        "WHERE statement LIKE 'SELECT count(*) FROM host_events%'"
-                    )
+    async with engine.connect() as conn:
+        for number in range(PREPARED_AFTER + PREPARED_RUNS):
+            await conn.execute(lookup, {"id": number})
+        generic, custom = (
+            await conn.execute(
+                sa.text(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                    "WHERE statement LIKE 'SELECT count(*) FROM host_events%'"
                 )
-            ).one()
+            )
+        ).one()
+    return int(generic), int(custom)
+
+
+async def test_prepared_statements_are_never_run_on_a_generic_plan_by_readers(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    try:
+        assert await _plans_of_a_lookup(engine) == (0, PREPARED_RUNS)
     finally:
         await engine.dispose()
-    generic, custom = plans
-    assert (generic, custom) == (0, PREPARED_RUNS)
+
+
+async def test_writers_reuse_generic_plans_on_connections_of_limited_age(postgres_url: str) -> None:
+    database = Database(create_engine(postgres_url))
+    try:
+        generic, custom = await _plans_of_a_lookup(database.write_sessions.kw["bind"])
+        assert (generic, custom) == (PREPARED_RUNS - CUSTOM_FIRST, CUSTOM_FIRST)
+        assert await _plans_of_a_lookup(database.engine) == (0, PREPARED_RUNS)  # reads still plan each time
+        assert database.write_sessions.kw["bind"].pool._recycle == engine_module.GENERIC_PLAN_MAX_AGE_SECONDS
+    finally:
+        await database.dispose()
+
+
+async def test_a_write_connection_is_replaced_once_its_plans_are_too_old(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "GENERIC_PLAN_MAX_AGE_SECONDS", 0)  # any connection is too old
+    engine = create_engine(postgres_url, generic_plans=True, pool_size=1, max_overflow=0)
+    try:
+        first = await _backend_pid(engine)
+        assert await _backend_pid(engine) != first
+    finally:
+        await engine.dispose()
 
 
 async def test_the_urls_own_options_still_apply(postgres_url: str) -> None:

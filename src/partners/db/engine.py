@@ -2,8 +2,9 @@
 
 SQLite: WAL, foreign keys on, a busy timeout, and `BEGIN IMMEDIATE` for write units of work so two writers
 never deadlock on a lock upgrade. Reads use a plain deferred `BEGIN`.
-PostgreSQL: psycopg 3, READ COMMITTED; the ledger locks balance rows in a sorted order. Every statement is planned
-with its parameters (`plan_cache_mode=force_custom_plan`, below).
+PostgreSQL: psycopg 3, READ COMMITTED; the ledger locks balance rows in a sorted order. Read connections plan every
+statement with its parameters; write connections reuse plans, which a connection keeps 10 minutes at most
+(`POSTGRES_PLANS`, below).
 """
 
 from __future__ import annotations
@@ -23,11 +24,17 @@ from partners.db import pipeline
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # psycopg prepares a statement run 5 times; PostgreSQL then reuses a generic plan, made with the table sizes of
-# that moment and remade only after an ANALYZE. A plan made while a table was small scans the whole table as it
-# grows: the purchase answers' UPDATE took 23 ms (82% of PostgreSQL's statement time) in the purchase benchmark,
-# which runs on a fresh database with autovacuum off. Planning each execution costs far less
-# (bench/README.md, round 5: 313 and 367 → 603 and 630 purchase events/s at 32 clients, alternating).
-POSTGRES_OPTIONS = "-c plan_cache_mode=force_custom_plan"
+# that moment and remade only after an ANALYZE (autovacuum; never, where it is off). A plan made while a table was
+# small scans the whole table as it grows: the purchase answers' UPDATE took 23 ms (82% of PostgreSQL's statement
+# time) in the purchase benchmark, which runs on a fresh database with autovacuum off (bench/README.md, round 5).
+# Read connections therefore plan each execution with its parameters (the dashboards' date ranges too). Write
+# connections run short statements again and again, and planning them was a third of PostgreSQL's CPU per
+# purchase batch (the chain query's alone 0.5-1.4 ms; round 8): they keep PostgreSQL's generic plans, and each
+# is closed after `GENERIC_PLAN_MAX_AGE_SECONDS`, so that no plan outlives by more than that the table sizes
+# it was made for, with or without autovacuum. The writes that join a batch to a growing table (the stored
+# answers, the rollups' last-seen days) are queued by `db.pipeline`, sent with their values, planned each time.
+POSTGRES_PLANS = {"custom": "-c plan_cache_mode=force_custom_plan", "generic": "-c plan_cache_mode=auto"}
+GENERIC_PLAN_MAX_AGE_SECONDS = 600
 WRITE_OPTION = "partners_write"
 # A pooled PostgreSQL connection is pinged before use only when it sat unused in the pool this long: SQLAlchemy's
 # pre-ping, a round trip at every checkout, cost ~150-200 µs of a worker's CPU per unit of work (bench/README.md,
@@ -52,9 +59,11 @@ def normalise_database_url(url: str) -> str:
 _RECIPES: weakref.WeakKeyDictionary[AsyncEngine, tuple[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, generic_plans: bool = False, **kwargs: Any) -> AsyncEngine:
     """JSON columns are read with orjson (the standard library's decoder was ~4% of a purchase batch's Python
-    time in the workers: the chain query's bonus steps, bench/README.md round 6)."""
+    time in the workers: the chain query's bonus steps, bench/README.md round 6). `generic_plans`: PostgreSQL
+    may reuse a statement's plan, and connections are replaced after `GENERIC_PLAN_MAX_AGE_SECONDS` (the write
+    engine, `db.session.Database`)."""
     url = normalise_database_url(url)
     given = {"json_deserializer": orjson.loads, **kwargs}
     if url.startswith("sqlite"):
@@ -63,7 +72,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         _configure_sqlite(engine)
     else:
         options = {"pool_size": 10, "max_overflow": 20, **given}
-        engine = create_async_engine(url, connect_args={"options": _postgres_options(url)}, **options)
+        if generic_plans:
+            options.setdefault("pool_recycle", GENERIC_PLAN_MAX_AGE_SECONDS)
+        plans = POSTGRES_PLANS["generic" if generic_plans else "custom"]
+        engine = create_async_engine(url, connect_args={"options": _postgres_options(url, plans)}, **options)
         pipeline.listen(engine.sync_engine)
         _ping_after_idle(engine)
     _RECIPES[engine] = (url, kwargs)
@@ -88,17 +100,17 @@ def _ping_after_idle(engine: AsyncEngine) -> None:
             raise DisconnectionError(f"a pooled connection idle for a while is gone: {error}") from error
 
 
-def _postgres_options(url: str) -> str:
+def _postgres_options(url: str, ours: str) -> str:
     """The URL's own `options` (if any), then ours."""
     given = make_url(url).query.get("options", "")
-    return " ".join([*(given if isinstance(given, tuple) else [given]), POSTGRES_OPTIONS]).strip()
+    return " ".join([*(given if isinstance(given, tuple) else [given]), ours]).strip()
 
 
-def sibling_engine(engine: AsyncEngine, **defaults: Any) -> AsyncEngine:
+def sibling_engine(engine: AsyncEngine, *, generic_plans: bool = False, **defaults: Any) -> AsyncEngine:
     """Another engine on the same database with the same settings (`defaults` for those not given) and a
     connection pool of its own."""
     url, kwargs = _RECIPES[engine]
-    return create_engine(url, **{**defaults, **kwargs})
+    return create_engine(url, generic_plans=generic_plans, **{**defaults, **kwargs})
 
 
 def _ensure_sqlite_folder(url: str) -> None:

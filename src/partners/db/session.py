@@ -35,13 +35,15 @@ class Database:
 
     Writes have a connection pool of their own: with one shared pool, a write waited for a connection behind
     every read queued before it, and under a read-heavy load purchase events starved (benchmark 4,
-    bench/README.md)."""
+    bench/README.md). On PostgreSQL they reuse their statements' plans (`db.engine.POSTGRES_PLANS`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         load_all_models()  # every table, and the listeners keeping the rollups in step
         self.engine = engine
         pool = {} if engine.dialect.name == "sqlite" else WRITE_POOL
-        self._write_engine = sibling_engine(engine, **pool).execution_options(**{WRITE_OPTION: True})
+        self._write_engine = sibling_engine(engine, generic_plans=True, **pool).execution_options(
+            **{WRITE_OPTION: True}
+        )
         self.write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(engine, expire_on_commit=False)
         # SQLite has one writer at a time. This process's write units of work take turns here, in order, instead
