@@ -1,12 +1,14 @@
 """`db.pipeline`: a write queued with `run_later` is seen by whatever the unit of work runs next and is durable at
 commit, on both engines; on PostgreSQL it waits in the queue until then (its error comes from the next statement
-or the commit), and a rollback, of the transaction or of a savepoint, drops what it queued."""
+or the commit, with which it travels), and a rollback, of the transaction or of a savepoint, drops what it
+queued."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -69,6 +71,38 @@ async def test_on_postgresql_a_queued_write_fails_at_commit_when_nothing_runs_af
             queued = True  # run_later did not raise: the write waits in the queue
     assert queued
     assert await _owners(database) == ["partner:1"]
+
+
+async def test_on_postgresql_the_queue_and_the_commit_go_in_one_round_trip(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite runs the write at once")
+    sent: list[str] = []
+    execute = psycopg.AsyncClientCursor.execute
+    command = psycopg.AsyncConnection._exec_command
+
+    async def queued_script(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return await execute(cursor, query, *args, **kwargs)
+
+    def own_command(connection: Any, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(bytes(sql).decode() if isinstance(sql, bytes) else str(sql))
+        return command(connection, sql, *args, **kwargs)
+
+    async with database.write() as session:  # the connection is made (SQLAlchemy's first-connect checks)
+        await session.execute(sa.select(1))
+    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", queued_script)
+    monkeypatch.setattr(psycopg.AsyncConnection, "_exec_command", own_command)
+    async with database.write() as session:
+        await session.execute(sa.select(1))
+        await _insert_later(session, database.dialect, "partner:1")
+    assert [text.rsplit(";", 1)[-1].strip() for text in sent] == ["BEGIN", "COMMIT"]  # no COMMIT of its own
+    assert await _owners(database) == ["partner:1"]
+    sent.clear()
+    async with database.write() as session:  # nothing queued: psycopg's own COMMIT
+        await session.execute(sa.select(1))
+    assert sent == ["BEGIN", "COMMIT"]
 
 
 async def test_a_rollback_drops_the_queue_and_the_connection_starts_clean(database_url: str) -> None:
