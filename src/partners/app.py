@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.click_recorder = ClickRecorder(database)
     app.state.purchase_batcher = PurchaseBatcher(database)
     app.state.verified_api_keys = VerifiedApiKeys()
+    _add_purchase_fast_path(app)
     app.add_middleware(RequestContextMiddleware)
     _add_redirect_fast_path(app)
     install_problem_handlers(app)
@@ -97,6 +98,13 @@ def _add_operational_routes(app: FastAPI) -> None:
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_purchase_fast_path(app: FastAPI) -> None:
+    """Inside the per-request middleware: `POST /events/purchase` skips the routing (bench/)."""
+    from partners.events.api import PurchaseFastPath
+
+    app.add_middleware(PurchaseFastPath)
 
 
 def _add_redirect_fast_path(app: FastAPI) -> None:
