@@ -31,8 +31,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # connections run short statements again and again, and planning them was a third of PostgreSQL's CPU per
 # purchase batch (the chain query's alone 0.5-1.4 ms; round 8): they keep PostgreSQL's generic plans, and each
 # is closed after `GENERIC_PLAN_MAX_AGE_SECONDS`, so that no plan outlives by more than that the table sizes
-# it was made for, with or without autovacuum. The writes that join a batch to a growing table (the stored
-# answers, the rollups' last-seen days) are queued by `db.pipeline`, sent with their values, planned each time.
+# it was made for, with or without autovacuum. The stored answers' UPDATE that round 5 caught, like every write
+# `db.pipeline` queues, is sent with its values and planned each time.
 POSTGRES_PLANS = {"custom": "-c plan_cache_mode=force_custom_plan", "generic": "-c plan_cache_mode=auto"}
 GENERIC_PLAN_MAX_AGE_SECONDS = 600
 WRITE_OPTION = "partners_write"

@@ -10,9 +10,8 @@ just before anything else runs on that connection — its next statement, savepo
 unit of work runs next sees the queued writes, exactly as if they had run at once; only their errors come later,
 raised by that next statement or by the commit, and the transaction rolls back as usual. At commit the `COMMIT`
 ends the same query (psycopg then finds the transaction over and sends none): one round trip less per unit of
-work. A rollback (of the
-transaction, or of the savepoint they were queued in) drops the queue. SQLite runs the statement at once
-(in-process: no round trip to save).
+work. A rollback (of the transaction, or of the savepoint they were queued in) drops the queue. SQLite runs the
+statement at once (in-process: no round trip to save).
 
 Only plain SQL (`sqlalchemy.text`) with one set of parameters psycopg adapts itself (str, int, lists) may be
 queued: the statements of `db.bulk` on PostgreSQL, whose rows travel as one JSON document."""
