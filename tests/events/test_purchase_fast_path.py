@@ -22,8 +22,7 @@ ROUTED = "application/vnd.api+json"
 
 @pytest.fixture
 async def chain(database: Database, settings: Settings) -> Chain:
-    chain = await make_chain(database, settings)
-    return chain
+    return await make_chain(database, settings)
 
 
 @pytest.fixture
