@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from bench import common
+from bench import common, cpu
 from bench.options import Options
 from bench.seed import seed_chains
 
@@ -67,6 +67,9 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
     common.log(f"click/{engine}: bare Starlette 302 and /r/{{code}} with click recording, {workers} worker(s)")
     baseline: dict[int, common.LoadResult] = {}
     redirect: dict[int, common.LoadResult] = {}
+    bare_cpu: list[dict[str, Any]] = []  # CPU per request of each run (bench/cpu.py)
+    app_cpu: list[dict[str, Any]] = []
+    cpu_per_click: dict[int, dict[str, dict[str, Any]]] = {}  # of the median runs
     runs: list[common.LoadResult] = []
     with (
         common.serve("bench.baseline:create_app", url, workers=workers, name=f"baseline-{engine}") as bare,
@@ -78,10 +81,18 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
         for connections in CONNECTIONS:
             bare_runs, app_runs = [], []
             for _ in range(ROUNDS):
-                bare_runs.append(common.wrk(bare.base_url, lua, connections=connections, seconds=seconds))
-                with options.profiler(app, f"click-{engine}-{connections}", seconds):
+                with cpu.Meter(common.server_pids(bare), postgres=False) as meter:
+                    bare_runs.append(common.wrk(bare.base_url, lua, connections=connections, seconds=seconds))
+                bare_cpu.append(meter.per_operation(bare_runs[-1].requests))
+                meter = cpu.Meter(common.server_pids(app), postgres=engine == "postgresql")
+                with options.profiler(app, f"click-{engine}-{connections}", seconds), meter:
                     app_runs.append(common.wrk(app.base_url, lua, connections=connections, seconds=seconds))
+                app_cpu.append(meter.per_operation(app_runs[-1].requests))
             baseline[connections], redirect[connections] = _median(bare_runs), _median(app_runs)
+            cpu_per_click[connections] = {
+                "bare": bare_cpu[-ROUNDS:][bare_runs.index(baseline[connections])],
+                "app": app_cpu[-ROUNDS:][app_runs.index(redirect[connections])],
+            }
             runs += app_runs
             common.log(
                 f"  @{connections}: bare {baseline[connections].rps:,.0f} req/s, "
@@ -103,6 +114,7 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
         "baseline": baseline,
         "redirect": redirect,
         "ratio": {str(c): common.ratio(redirect[c].rps, baseline[c].rps) for c in CONNECTIONS},
+        "cpu_per_request": cpu_per_click,
         "clicks": {
             "answered_302": sent,
             "stored": stored,
@@ -153,6 +165,12 @@ def run(options: Options) -> dict[str, Any]:
         f"({data['clicks']['stored_1s_after_load']:,} within 1 s of the load's end), lost: "
         f"{data['clicks']['lost']} → {'OK' if data['clicks']['ok'] else 'CLICKS LOST'}"
         for engine, data in engines.items()
+    ]
+    checks += [
+        f"- {engine} @{connections}, CPU per request: /r/ {cpu.describe(shares['app'], 'wrk')}; bare 302 "
+        f"{cpu.describe(shares['bare'], 'wrk')}"
+        for engine, data in engines.items()
+        for connections, shares in data["cpu_per_request"].items()
     ]
     targets = _targets(engines)
     table = f"### Click redirect\n\n{table}\n\n" + "\n".join(checks) + "\n\n" + targets

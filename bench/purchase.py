@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench import common, generate
+from bench import common, cpu, generate
 from bench.options import Options
 from bench.seed import seed_chains
 from partners.db.engine import create_engine
@@ -211,6 +211,8 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
         install_procedure(url)
     app: dict[int, common.LoadResult] = {}
     baseline: dict[int, common.LoadResult] = {}
+    app_cpu: dict[int, dict[str, Any]] = {}  # CPU per event by process kind (bench/cpu.py)
+    baseline_cpu: dict[int, dict[str, Any]] = {}
     without_rollups: dict[int, common.LoadResult] = {}
     rollups_off = 0
     notes: list[str] = []
@@ -221,8 +223,10 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
             pgbench(url, 8, options.warmup)
         for clients in CLIENTS:
             lua = script(api_key, f"run{clients}-{secrets.token_hex(3)}", CUSTOMERS)
-            with options.profiler(server, f"purchase-{engine}-{clients}"):
+            meter = cpu.Meter(common.server_pids(server), postgres=engine == "postgresql")
+            with options.profiler(server, f"purchase-{engine}-{clients}"), meter:
                 app[clients] = common.wrk(server.base_url, lua, connections=clients, seconds=options.seconds)
+            app_cpu[clients] = meter.per_operation(app[clients].requests)
             common.log(f"  app @{clients}: {app[clients].rps:,.0f} events/s, p99 {app[clients].p99_ms} ms")
             if engine == "postgresql":
                 room = connection_room(url)
@@ -231,7 +235,9 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
                         f"pgbench @{clients} ran with {room} clients: max_connections leaves no more "
                         "(raise it to run 128 real connections)"
                     )
-                baseline[clients] = pgbench(url, min(clients, room), options.seconds)
+                with cpu.Meter() as meter:
+                    baseline[clients] = pgbench(url, min(clients, room), options.seconds)
+                baseline_cpu[clients] = meter.per_operation(baseline[clients].requests)
                 rollups_off += asyncio.run(rollup_rows_off(url))
                 without_rollups[clients] = pgbench(url, min(clients, room), options.seconds, rollups=False)
                 asyncio.run(generate.rebuild_rollups(url))  # what the run without them left out
@@ -255,6 +261,7 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
         "app": app,
         "pgbench": baseline,
         "pgbench_without_rollups": without_rollups,
+        "cpu_per_event": {"app": app_cpu, "pgbench": baseline_cpu},
         "batched": {"clients": BATCHED_CLIENTS, "per_request": PER_REQUEST, "requests": batched},
         "ratio": {str(c): common.ratio(app[c].rps, baseline[c].rps) for c in baseline},
         "answered_201": answered,
@@ -315,6 +322,12 @@ def run(options: Options) -> dict[str, Any]:
             f"{problems if problems else 'OK'}"
         )
         lines += [f"- {engine}: {note}" for note in data["notes"]]
+        for clients, share in data["cpu_per_event"]["app"].items():
+            line = f"- {engine} @{clients}, CPU per event: {cpu.describe(share, 'wrk')}"
+            baseline_share = data["cpu_per_event"]["pgbench"].get(clients)
+            if baseline_share:
+                line += f"; pgbench's: {cpu.describe(baseline_share, 'pgbench')}"
+            lines.append(line)
         batched = data["batched"]["requests"]
         events_per_second = batched.rps * PER_REQUEST
         base = pg["pgbench"].get(BATCHED_CLIENTS) if pg else None
