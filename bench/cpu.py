@@ -1,7 +1,7 @@
 """Where a run's CPU goes, per operation and by process kind, read from /proc (Linux): the server's workers,
 PostgreSQL's processes (the backends that exited during the run included, through the postmaster's children
-times), the load generator (wrk or pgbench: this process's children) and the machine's idle share. A figure that
-cannot be read (not Linux, no local PostgreSQL) is left out (None).
+times), the load generator (wrk or pgbench: this process's children, py-spy too when profiling) and the machine's
+idle share. A figure that cannot be read (not Linux, no local PostgreSQL) is left out (None).
 
     with cpu.Meter(common.server_pids(server)) as meter:
         result = common.wrk(...)
