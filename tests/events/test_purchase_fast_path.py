@@ -131,3 +131,24 @@ async def test_other_requests_go_on_to_the_routes(
     assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "body"
     assert (await client.get("/events/purchase", headers=chain.host)).status_code == 405
     assert fast_path_calls == []
+
+
+async def test_an_unexpected_failure_is_the_same_500_both_ways(
+    app: Any, chain: Chain, monkeypatch: pytest.MonkeyPatch, fast_path_calls: list[bytes]
+) -> None:
+    async def database_gone(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("the database is gone")
+
+    monkeypatch.setattr(app.state.purchase_batcher, "record", database_gone)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await _signup(client, chain)
+        fast = await _send(client, FAST, _purchase("pay-9"), chain.host)
+        routed = await _send(client, ROUTED, _purchase("pay-9"), chain.host)
+    assert (fast.status_code, fast.headers["content-type"], fast.json()) == (
+        routed.status_code,
+        routed.headers["content-type"],
+        routed.json(),
+    )
+    assert fast.status_code == 500 and fast.headers["content-type"] == "application/problem+json"
+    assert fast_path_calls == [_purchase("pay-9")]
