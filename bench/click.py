@@ -67,9 +67,7 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
     common.log(f"click/{engine}: bare Starlette 302 and /r/{{code}} with click recording, {workers} worker(s)")
     baseline: dict[int, common.LoadResult] = {}
     redirect: dict[int, common.LoadResult] = {}
-    bare_cpu: list[dict[str, Any]] = []  # CPU per request of each run (bench/cpu.py)
-    app_cpu: list[dict[str, Any]] = []
-    cpu_per_click: dict[int, dict[str, dict[str, Any]]] = {}  # of the median runs
+    cpu_per_click: dict[int, dict[str, dict[str, Any]]] = {}  # of the median runs (bench/cpu.py)
     runs: list[common.LoadResult] = []
     with (
         common.serve("bench.baseline:create_app", url, workers=workers, name=f"baseline-{engine}") as bare,
@@ -80,6 +78,7 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
         before = _stored(url)
         for connections in CONNECTIONS:
             bare_runs, app_runs = [], []
+            bare_cpu, app_cpu = [], []  # CPU per request of each run
             for _ in range(ROUNDS):
                 with cpu.Meter(common.server_pids(bare), postgres=False) as meter:
                     bare_runs.append(common.wrk(bare.base_url, lua, connections=connections, seconds=seconds))
@@ -90,8 +89,8 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
                 app_cpu.append(meter.per_operation(app_runs[-1].requests))
             baseline[connections], redirect[connections] = _median(bare_runs), _median(app_runs)
             cpu_per_click[connections] = {
-                "bare": bare_cpu[-ROUNDS:][bare_runs.index(baseline[connections])],
-                "app": app_cpu[-ROUNDS:][app_runs.index(redirect[connections])],
+                "bare": bare_cpu[bare_runs.index(baseline[connections])],
+                "app": app_cpu[app_runs.index(redirect[connections])],
             }
             runs += app_runs
             common.log(

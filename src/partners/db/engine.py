@@ -4,7 +4,7 @@ SQLite: WAL, foreign keys on, a busy timeout, and `BEGIN IMMEDIATE` for write un
 never deadlock on a lock upgrade. Reads use a plain deferred `BEGIN`.
 PostgreSQL: psycopg 3, READ COMMITTED; the ledger locks balance rows in a sorted order. Read connections plan every
 statement with its parameters; write connections reuse plans, which a connection keeps 10 minutes at most
-(`POSTGRES_PLANS`, below).
+(`CUSTOM_PLANS`, `GENERIC_PLANS`, below).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # is closed after `GENERIC_PLAN_MAX_AGE_SECONDS`, so that no plan outlives by more than that the table sizes
 # it was made for, with or without autovacuum. The stored answers' UPDATE that round 5 caught, like every write
 # `db.pipeline` queues, is sent with its values and planned each time.
-POSTGRES_PLANS = {"custom": "-c plan_cache_mode=force_custom_plan", "generic": "-c plan_cache_mode=auto"}
+CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
+GENERIC_PLANS = "-c plan_cache_mode=auto"
 GENERIC_PLAN_MAX_AGE_SECONDS = 600
 WRITE_OPTION = "partners_write"
 # A pooled PostgreSQL connection is pinged before use only when it sat unused in the pool this long: SQLAlchemy's
@@ -74,7 +75,7 @@ def create_engine(url: str, *, generic_plans: bool = False, **kwargs: Any) -> As
         options = {"pool_size": 10, "max_overflow": 20, **given}
         if generic_plans:
             options.setdefault("pool_recycle", GENERIC_PLAN_MAX_AGE_SECONDS)
-        plans = POSTGRES_PLANS["generic" if generic_plans else "custom"]
+        plans = GENERIC_PLANS if generic_plans else CUSTOM_PLANS
         engine = create_async_engine(url, connect_args={"options": _postgres_options(url, plans)}, **options)
         pipeline.listen(engine.sync_engine)
         _ping_after_idle(engine)

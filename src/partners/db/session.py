@@ -35,7 +35,7 @@ class Database:
 
     Writes have a connection pool of their own: with one shared pool, a write waited for a connection behind
     every read queued before it, and under a read-heavy load purchase events starved (benchmark 4,
-    bench/README.md). On PostgreSQL they reuse their statements' plans (`db.engine.POSTGRES_PLANS`)."""
+    bench/README.md). On PostgreSQL they reuse their statements' plans (`db.engine.GENERIC_PLANS`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         load_all_models()  # every table, and the listeners keeping the rollups in step

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,7 +38,6 @@ HostKey = Annotated[ApiKeyPrincipal, Depends(require_api_key("events:write"))]
 # Purchases are written by the process's batcher in units of work of its own (`events.batching`).
 check_batched_host_key = require_api_key("events:write", own_writes=True)
 BatchedHostKey = Annotated[ApiKeyPrincipal, Depends(check_batched_host_key)]
-PURCHASE_PATH = "/events/purchase"
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or invalid API key"},
@@ -85,10 +85,11 @@ class PurchaseFastPath:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.route = next(route for route in router.routes if getattr(route, "path", None) == PURCHASE_PATH)
+        routes = (route for route in router.routes if isinstance(route, APIRoute))
+        self.route = next(route for route in routes if route.endpoint is purchase)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not _is_json_purchase(scope):
+        if not _is_json_post(scope, self.route.path):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -106,8 +107,8 @@ class PurchaseFastPath:
         await response(scope, receive, send)
 
 
-def _is_json_purchase(scope: Scope) -> bool:
-    if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PURCHASE_PATH:
+def _is_json_post(scope: Scope, path: str) -> bool:
+    if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != path:
         return False
     for name, value in scope["headers"]:
         if name == b"content-type":
