@@ -125,6 +125,48 @@ async def test_a_purchase_sent_as_soon_as_the_last_answer_came_is_written(databa
     assert await count(database, Purchase) == 3
 
 
+async def test_a_batch_waits_for_the_callers_just_answered_but_a_lone_caller_never_waits(
+    database: Database, chain: Chain, batch_sizes: list[int]
+) -> None:
+    """Six callers each send their next event when answered, coming back 0 to 50 ms later: the second batch
+    gathers all six (without the wait the first to come back would go alone). The event after that busy spell
+    waits for companions that never come, at most `gather_seconds`; then a lone caller never waits."""
+    gather = 1.0
+    batcher = PurchaseBatcher(database, concurrency=1, gather_seconds=gather)
+
+    async def caller(number: int) -> list[int]:
+        first = await batcher.record(event(f"first-{number}", f"cust-{number % 3 + 1}"), now=T0)
+        await asyncio.sleep(0.01 * number)
+        second = await batcher.record(event(f"second-{number}", f"cust-{number % 3 + 1}"), now=T0)
+        return [first.status_code, second.status_code]
+
+    answers = await asyncio.gather(*[caller(number) for number in range(6)])
+    assert answers == [[201, 201]] * 6
+    assert batch_sizes == [6, 6]
+    await batcher.record(event("after-the-spell"), now=T0)  # waits up to `gather` for five more, then goes alone
+    async with asyncio.timeout(gather * 0.8):  # the last batch saw one caller: no wait
+        alone = await batcher.record(event("alone"), now=T0)
+    assert alone.status_code == 201
+    assert batch_sizes == [6, 6, 1, 1]
+
+
+async def test_without_the_wait_callers_coming_back_one_by_one_are_written_one_by_one(
+    database: Database, chain: Chain, batch_sizes: list[int]
+) -> None:
+    """The same callers with `gather_seconds=0`: what the wait is for."""
+    batcher = PurchaseBatcher(database, concurrency=1, gather_seconds=0)
+
+    async def caller(number: int) -> None:
+        await batcher.record(event(f"first-{number}", f"cust-{number % 3 + 1}"), now=T0)
+        await asyncio.sleep(0.05 * number)
+        await batcher.record(event(f"second-{number}", f"cust-{number % 3 + 1}"), now=T0)
+
+    await asyncio.gather(*[caller(number) for number in range(6)])
+    assert batch_sizes[0] == 6
+    assert len(batch_sizes) > 2  # the first to come back went alone
+    assert sum(batch_sizes) == 12
+
+
 async def test_a_rejected_purchase_is_answered_alone_and_the_rest_of_its_batch_is_written(
     database: Database, chain: Chain, batch_sizes: list[int]
 ) -> None:
@@ -141,6 +183,21 @@ async def test_a_rejected_purchase_is_answered_alone_and_the_rest_of_its_batch_i
         claimed = set(await session.scalars(sa.select(HostEvent.external_id).where(HostEvent.kind == "purchase")))
     assert stored == claimed == {"pay-1", "pay-3", "pay-4"}  # errors are not remembered
     assert await count(database, Commission) == 3 + 3 + 2
+
+
+async def test_after_a_rejected_purchase_the_rest_of_its_batch_does_not_wait(
+    database: Database, chain: Chain, batch_sizes: list[int]
+) -> None:
+    """A batch of four saw four callers; the next batch of four loses one to a 404: its three others go again at
+    once, not after waiting for a fourth (`gather_seconds`)."""
+    batcher = PurchaseBatcher(database, concurrency=1, gather_seconds=30)
+    await record_all(batcher, [event(f"pay-{number}", f"cust-{number % 3 + 1}") for number in range(4)])
+    async with asyncio.timeout(10):
+        results = await record_all(
+            batcher, [event("next-1"), event("next-2", "ghost"), event("next-3", "cust-2"), event("next-4", "cust-3")]
+        )
+    assert isinstance(results[1], NotFound)
+    assert batch_sizes == [4, 4, 1, 3]
 
 
 async def test_a_known_id_with_another_payload_is_a_409_for_that_purchase_only(
