@@ -292,10 +292,10 @@ def _last_seen_postgres(
     histogram: defaultdict[DayKey, list[int]],
     slot: int,
 ) -> None:
-    """`_last_seen` for PostgreSQL in three set-based statements over one JSON document each
-    (`json_to_recordset`), whatever the number of rows: rendering and sending hundreds of rows one by one
-    blocked the click recorder's event loop, and psycopg's Python array dumpers were the next cost."""
-    insert, select_locked, update = _last_seen_statements(table, names)
+    """`_last_seen` for PostgreSQL in set-based statements over one JSON document each (`json_to_recordset`),
+    whatever the number of rows: rendering and sending hundreds of rows one by one blocked the click recorder's
+    event loop, and psycopg's Python array dumpers were the next cost."""
+    insert, select_locked = _last_seen_statements(table, names)
     inserted = session.execute(insert, _given((owner, key, day) for (owner, key), day in chunk))
     new = {(int(row[0]), row[1]) for row in inserted}
     seen = {item: day for item, day in chunk}
@@ -305,23 +305,27 @@ def _last_seen_postgres(
     rest = [(owner, key, day) for (owner, key), day in chunk if (owner, key) not in new]
     if not rest:
         return
-    moves: list[tuple[int, Any, date]] = []
-    for found_owner, found_key, stored in session.execute(select_locked, _given(rest)):
+    moves: list[dict[str, Any]] = []
+    for row_id, found_owner, found_key, stored in session.execute(select_locked, _given(rest)):
         old, day = as_date(stored), seen[(int(found_owner), found_key)]
         if day > old:
-            moves.append((int(found_owner), found_key, day))
+            moves.append({"id": row_id, "last_day": day})
             histogram[(int(found_owner), old)][slot] -= 1
             histogram[(int(found_owner), day)][slot] += 1
     if moves:
-        pipeline.run_later_in(session, update, _given(moves))
+        update = bulk.update(dialect_name(session), table, moves)  # by id: looked up in its index
+        pipeline.run_later_in(session, update.statement, update.parameters)
 
 
 @functools.cache
-def _last_seen_statements(
-    table: sa.Table, names: tuple[str, str]
-) -> tuple[sa.TextClause, sa.TextClause, sa.TextClause]:
-    """`_last_seen_postgres`'s INSERT of new keys, its locking SELECT of the others and its UPDATE, built once per
-    table (a queued statement is compiled once per statement object, `db.pipeline`)."""
+def _last_seen_statements(table: sa.Table, names: tuple[str, str]) -> tuple[sa.TextClause, sa.TextClause]:
+    """`_last_seen_postgres`'s INSERT of new keys and its locking SELECT of the others, built once per table.
+
+    The SELECT looks each given key up in the unique index, in the given order (sorted: the lock order of every
+    writer), through a LATERAL subquery that LIMIT 1 keeps from being flattened into a join: as a join, the
+    planner took json_to_recordset for 100 rows and hashed the whole table, whatever its statistics — a
+    sequential scan per flush growing with the table (8 ms per 500-click flush at 25,000 visitors, 3.4 ms looked
+    up; bench/README.md, round 9)."""
     owner, key = names
     key_type = "varchar" if isinstance(table.c[key].type, sa.String) else "bigint"
     given = f"json_to_recordset(CAST(:given AS json)) AS given(o bigint, k {key_type}, d date)"
@@ -331,11 +335,9 @@ def _last_seen_statements(
             f"ON CONFLICT DO NOTHING RETURNING {owner}, {key}"
         ),
         sa.text(
-            f"SELECT t.{owner}, t.{key}, t.last_day FROM {table.name} t JOIN {given} "
-            f"ON t.{owner} = given.o AND t.{key} = given.k ORDER BY t.{owner}, t.{key} FOR UPDATE OF t"
-        ),
-        sa.text(
-            f"UPDATE {table.name} t SET last_day = given.d FROM {given} WHERE t.{owner} = given.o AND t.{key} = given.k"
+            f"SELECT t.id, t.{owner}, t.{key}, t.last_day FROM {given} CROSS JOIN LATERAL "
+            f"(SELECT id, {owner}, {key}, last_day FROM {table.name} WHERE {owner} = given.o AND {key} = given.k "
+            f"LIMIT 1 FOR UPDATE) AS t"
         ),
     )
 
