@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
@@ -25,10 +26,8 @@ async def test_known_visitors_are_looked_up_in_the_index_not_scanned(database: D
     rows = [{"partner_id": chain.cyd.id, "ip_hash": f"{i:064x}", "last_day": date(2026, 1, 1)} for i in range(VISITORS)]
     async with database.write() as session:
         await session.execute(sa.insert(PartnerVisitor), rows)  # no ANALYZE: statistics as stale as they come
-    _, select_locked = rollups._last_seen_statements(
-        PartnerVisitor.__table__,  # type: ignore[arg-type]
-        ("partner_id", "ip_hash"),
-    )
+    visitors = cast(sa.Table, PartnerVisitor.__table__)
+    _, select_locked = rollups._last_seen_statements(visitors, ("partner_id", "ip_hash"))
     given = json.dumps([{"o": chain.cyd.id, "k": f"{i:064x}", "d": "2026-01-02"} for i in (5, 7, 11)])
     async with database.write() as session:
         plan = "\n".join(await session.scalars(sa.text(f"EXPLAIN {select_locked.text}"), {"given": given}))
