@@ -11,13 +11,13 @@ for each other in a cycle. A savepoint rolled back takes its deltas with it.
 from __future__ import annotations
 
 import functools
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
@@ -281,7 +281,7 @@ def _last_seen(
 
 def _given(items: Iterable[tuple[int, Any, date]]) -> dict[str, str]:
     """(owner, key, day) triples as the one JSON parameter of `_last_seen_postgres`'s statements."""
-    return {"given": json.dumps([{"o": owner, "k": key, "d": day.isoformat()} for owner, key, day in items])}
+    return {"given": orjson.dumps([{"o": owner, "k": key, "d": day} for owner, key, day in items]).decode()}
 
 
 def _last_seen_postgres(
