@@ -240,86 +240,67 @@ def _last_seen(
 ) -> None:
     """Move each (owner, key)'s latest day forward, and the histogram with it: +1 on the new latest day, -1
     on the old one. New keys are inserted first; existing ones are locked (FOR UPDATE) before being read."""
-    owner_column, key_column = table.c[names[0]], table.c[names[1]]
     postgres = dialect_name(session) == "postgresql"
     for chunk in _chunks(sorted(seen.items()), PG_CHUNK if postgres else CHUNK):
-        if postgres:
-            _last_seen_postgres(session, table, names, chunk, histogram, slot)
-            continue
-        rows = [{names[0]: owner, names[1]: key, "last_day": day} for (owner, key), day in chunk]
-        inserted = session.execute(
-            dialect_insert(session, table).on_conflict_do_nothing().returning(owner_column, key_column), rows
-        )
-        new = {(int(owner), key) for owner, key in inserted}
+        new = _insert_new_keys(session, table, names, chunk)
         for (owner, key), day in chunk:
             if (owner, key) in new:
                 histogram[(owner, day)][slot] += 1
-        rest = [(owner, key) for (owner, key), _day in chunk if (owner, key) not in new]
+        rest = [(owner, key, day) for (owner, key), day in chunk if (owner, key) not in new]
         if not rest:
             continue
-        found = session.execute(
-            sa.select(owner_column, key_column, table.c.last_day)
-            .where(sa.tuple_(owner_column, key_column).in_(rest))
-            .order_by(owner_column, key_column)
-            .with_for_update()
-        )
-        moves = []
-        for owner, key, stored in found:
+        moves: list[dict[str, Any]] = []
+        for row_id, owner, key, stored in _lock_known_keys(session, table, names, rest):
             old, day = as_date(stored), seen[(int(owner), key)]
             if day > old:
-                moves.append({"b_owner": owner, "b_key": key, "b_day": day})
+                moves.append({"id": row_id, "last_day": day})
                 histogram[(int(owner), old)][slot] -= 1
                 histogram[(int(owner), day)][slot] += 1
         if moves:
-            session.execute(
-                sa.update(table)
-                .where(owner_column == sa.bindparam("b_owner"), key_column == sa.bindparam("b_key"))
-                .values(last_day=sa.bindparam("b_day")),
-                moves,
-            )
+            update = bulk.update(dialect_name(session), table, moves)  # by id: looked up in its index
+            pipeline.run_later_in(session, update.statement, update.parameters)
+
+
+def _insert_new_keys(
+    session: Session, table: sa.Table, names: tuple[str, str], chunk: Sequence[tuple[tuple[int, Any], date]]
+) -> set[tuple[int, Any]]:
+    """Insert the keys not stored yet, with their day; the (owner, key) pairs inserted."""
+    if dialect_name(session) == "postgresql":
+        insert, _ = _last_seen_statements(table, names)
+        inserted = session.execute(insert, _given((owner, key, day) for (owner, key), day in chunk))
+    else:
+        rows = [{names[0]: owner, names[1]: key, "last_day": day} for (owner, key), day in chunk]
+        returning = (table.c[names[0]], table.c[names[1]])
+        inserted = session.execute(dialect_insert(session, table).on_conflict_do_nothing().returning(*returning), rows)
+    return {(int(owner), key) for owner, key in inserted}
+
+
+def _lock_known_keys(
+    session: Session, table: sa.Table, names: tuple[str, str], rest: list[tuple[int, Any, date]]
+) -> Iterable[Any]:
+    """The stored rows of these keys (id, owner, key, last day), locked in key order."""
+    if dialect_name(session) == "postgresql":
+        _, select_locked = _last_seen_statements(table, names)
+        return session.execute(select_locked, _given(rest))
+    owner_column, key_column = table.c[names[0]], table.c[names[1]]
+    return session.execute(
+        sa.select(table.c.id, owner_column, key_column, table.c.last_day)
+        .where(sa.tuple_(owner_column, key_column).in_([(owner, key) for owner, key, _ in rest]))
+        .order_by(owner_column, key_column)
+        .with_for_update()
+    )
 
 
 def _given(items: Iterable[tuple[int, Any, date]]) -> dict[str, str]:
-    """(owner, key, day) triples as the one JSON parameter of `_last_seen_postgres`'s statements."""
+    """(owner, key, day) triples as the one JSON parameter of the PostgreSQL statements (`json_to_recordset`):
+    rendering and sending hundreds of rows one by one blocked the click recorder's event loop, and psycopg's
+    Python array dumpers were the next cost."""
     return {"given": orjson.dumps([{"o": owner, "k": key, "d": day} for owner, key, day in items]).decode()}
-
-
-def _last_seen_postgres(
-    session: Session,
-    table: sa.Table,
-    names: tuple[str, str],
-    chunk: Sequence[tuple[tuple[int, Any], date]],
-    histogram: defaultdict[DayKey, list[int]],
-    slot: int,
-) -> None:
-    """`_last_seen` for PostgreSQL in set-based statements over one JSON document each (`json_to_recordset`),
-    whatever the number of rows: rendering and sending hundreds of rows one by one blocked the click recorder's
-    event loop, and psycopg's Python array dumpers were the next cost."""
-    insert, select_locked = _last_seen_statements(table, names)
-    inserted = session.execute(insert, _given((owner, key, day) for (owner, key), day in chunk))
-    new = {(int(row[0]), row[1]) for row in inserted}
-    seen = {item: day for item, day in chunk}
-    for item, day in chunk:
-        if item in new:
-            histogram[(item[0], day)][slot] += 1
-    rest = [(owner, key, day) for (owner, key), day in chunk if (owner, key) not in new]
-    if not rest:
-        return
-    moves: list[dict[str, Any]] = []
-    for row_id, found_owner, found_key, stored in session.execute(select_locked, _given(rest)):
-        old, day = as_date(stored), seen[(int(found_owner), found_key)]
-        if day > old:
-            moves.append({"id": row_id, "last_day": day})
-            histogram[(int(found_owner), old)][slot] -= 1
-            histogram[(int(found_owner), day)][slot] += 1
-    if moves:
-        update = bulk.update(dialect_name(session), table, moves)  # by id: looked up in its index
-        pipeline.run_later_in(session, update.statement, update.parameters)
 
 
 @functools.cache
 def _last_seen_statements(table: sa.Table, names: tuple[str, str]) -> tuple[sa.TextClause, sa.TextClause]:
-    """`_last_seen_postgres`'s INSERT of new keys and its locking SELECT of the others, built once per table.
+    """PostgreSQL's INSERT of new last-seen keys and locking SELECT of the others, built once per table.
 
     The SELECT looks each given key up in the unique index, in the given order (sorted: the lock order of every
     writer), through a LATERAL subquery that LIMIT 1 keeps from being flattened into a join: as a join, the
