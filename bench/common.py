@@ -78,6 +78,7 @@ def create_database(engine: Engine, name: str = "partners_bench") -> str:
     """A fresh, empty database with the whole schema (from the models, like the tests). Returns its URL."""
     load_all_models()
     url = database_url(engine, name)
+    DATA.mkdir(parents=True, exist_ok=True)  # the history's summary is written there for both engines
     if engine == "postgresql":
         admin = sa.create_engine(
             make_url(sync_url(url)).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
@@ -94,7 +95,6 @@ def create_database(engine: Engine, name: str = "partners_bench") -> str:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
     else:
-        DATA.mkdir(parents=True, exist_ok=True)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{DATA / name}.db{suffix}").unlink(missing_ok=True)
     schema = sa.create_engine(sync_url(url), poolclass=NullPool)

@@ -5,11 +5,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from partners.db.session import Database
 from partners.db.types import utcnow
+from partners.kit.logging import get_logger
 from partners.settings import Settings
+from partners.tracking import api as tracking_api
+from partners.tracking import service as tracking_service
 from partners.tracking.models import TrackingLink
 from partners.tracking.service import attribute_customer, hash_ip
 from tests.factories import create_partner, create_program
@@ -60,6 +67,8 @@ async def test_redirect_is_a_302_with_ref_click_id_utm_and_a_click_cookie(
     assert "SameSite=Lax" in cookie
     assert "Path=/" in cookie
     assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-request-id"] == click_id
+    assert response.headers["content-length"] == "0"
 
 
 async def test_clicks_are_stored_after_a_flush_with_a_hashed_ip_never_the_raw_one(
@@ -159,6 +168,72 @@ async def test_links_of_a_suspended_partner_do_not_redirect(
         assert bob is not None
         bob.status = "suspended"
     assert (await visitor.get("/r/bobs")).status_code == 404
+
+
+async def test_the_click_keeps_the_first_of_repeated_headers_and_the_second_country_header(
+    visitor: httpx.AsyncClient, app: Any, world: World, database: Database
+) -> None:
+    await add_link(database, world.alice, code="headers")
+    headers = [
+        ("User-Agent", "first agent"),
+        ("User-Agent", "second agent"),
+        ("Referer", "https://a.example/"),
+        ("Referer", "https://b.example/"),
+        ("CF-IPCountry", "XX"),  # unknown: the next header is asked
+        ("X-Country", " de "),
+    ]
+    assert (await visitor.get("/r/headers", headers=headers)).status_code == 302
+    await recorder_of(app).flush()
+    [click] = await stored_clicks(database)
+    assert (click.user_agent, click.referrer, click.country) == ("first agent", "https://a.example/", "DE")
+
+
+async def test_a_redirect_that_fails_is_a_friendly_500_logged_and_counted(
+    visitor: httpx.AsyncClient, app: Any, world: World, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_link(database, world.alice, code="fine")
+
+    async def database_down(*args: Any) -> None:
+        raise ConnectionError("database down")
+
+    errors = REGISTRY.get_sample_value("partners_http_requests_total", _redirects("500")) or 0.0
+    monkeypatch.setattr(tracking_service, "resolve_link", database_down)
+    # A logger not yet used, so that capture_logs sees it (loggers are cached on first use).
+    monkeypatch.setattr(tracking_api, "logger", get_logger(tracking_api.__name__))
+    with capture_logs() as logs:
+        response = await visitor.get("/r/uncached")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Something went wrong" in response.text
+    assert [log["event"] for log in logs if log["log_level"] == "error"] == ["redirect failed"]
+    assert REGISTRY.get_sample_value("partners_http_requests_total", _redirects("500")) == errors + 1
+    assert recorder_of(app).pending == 0
+    monkeypatch.undo()
+    assert (await visitor.get("/r/fine")).status_code == 302  # the next click is answered as usual
+
+
+def _redirects(status: str) -> dict[str, str]:
+    return {"method": "GET", "route": "/r/{code}", "status": status}
+
+
+async def test_the_redirect_route_answers_like_the_fast_path(app: Any, world: World, database: Database) -> None:
+    """An app that does not answer `/r/` first (FastAPI's own stack, routing included) redirects the same."""
+    await add_link(database, world.alice, code="routed")
+
+    async def routed_app(scope: Any, receive: Any, send: Any) -> None:
+        await FastAPI.__call__(app, scope, receive, send)
+
+    transport = httpx.ASGITransport(app=routed_app, client=(VISITOR_IP, 51000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await http.get("/r/routed")
+        missing = await http.get("/r/no-such-link")
+    assert response.status_code == 302
+    click_id = parse_qs(urlsplit(response.headers["location"]).query)["click_id"][0]
+    assert response.headers["set-cookie"].startswith(f"np_click={click_id};")
+    assert missing.status_code == 404
+    await recorder_of(app).flush()
+    [click] = await stored_clicks(database)
+    assert click.click_id == click_id
 
 
 async def test_head_redirects_without_recording_a_click(

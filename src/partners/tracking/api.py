@@ -1,10 +1,10 @@
 """Tracking routes: the partner's links and coupons, the admin's coupons and re-assignment, and `/r/{code}`.
 
-`/r/{code}` is answered by `RedirectFastPath`, a pure ASGI middleware in front of the routing and the
-per-request middleware (measured: they cost more than the redirect itself): a cached link lookup, a click
-handed to the in-process recorder, a 302. HEAD (link-preview bots) gets the same redirect without a click id,
-a cookie or a recorded click. The same handler is also a plain Starlette route, for apps without the
-middleware. The click id doubles as the response's request id.
+`/r/{code}` is answered by `RedirectFastPath`, which the app calls before any of its middleware and routing
+(measured: they cost more than the redirect itself): a cached link lookup, a click handed to the in-process
+recorder, a 302 sent as two bare ASGI messages. HEAD (link-preview bots) gets the same redirect without a click
+id, a cookie or a recorded click. The same handler is also a plain route (`RedirectRoute`), for an app that
+does not call the fast path first. The click id doubles as the response's request id.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
+from starlette.requests import cookie_parser
 from starlette.responses import HTMLResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from partners.affiliates.deps import ApprovedPartnerDep, PartnerDep
 from partners.audit.service import Actor
@@ -27,6 +30,7 @@ from partners.db.types import utcnow
 from partners.identity.deps import require_staff
 from partners.identity.principals import StaffPrincipal
 from partners.kit.deps import SessionDep, SettingsDep
+from partners.kit.logging import get_logger
 from partners.kit.middleware import HTTP_LATENCY, HTTP_REQUESTS
 from partners.settings import Settings
 from partners.tracking import service
@@ -48,10 +52,11 @@ CLICK_COOKIE = "np_click"
 REDIRECT_PREFIX = "/r/"
 REDIRECT_ROUTE = "/r/{code}"
 MAX_CODE_LENGTH = 64
-COUNTRY_HEADERS = ("cf-ipcountry", "x-country")
+COUNTRY_HEADERS = (b"cf-ipcountry", b"x-country")  # raw ASGI header names, asked in this order
 UNKNOWN_COUNTRIES = frozenset({"XX", "T1"})  # Cloudflare: unknown, Tor
 
 router = APIRouter()
+logger = get_logger(__name__)
 
 PartnersWriter = Annotated[StaffPrincipal, Depends(require_staff("partners:write"))]
 PartnersReader = Annotated[StaffPrincipal, Depends(require_staff("partners:read"))]
@@ -209,20 +214,24 @@ async def reassign_customer(
 
 
 def link_cache(request: Request) -> service.LinkCache:
+    return _link_cache(request.app.state)
+
+
+def _link_cache(state: State) -> service.LinkCache:
     """One cache per app (tests run several apps, on different databases, in one process)."""
-    cache: service.LinkCache | None = getattr(request.app.state, "tracking_link_cache", None)
+    cache: service.LinkCache | None = getattr(state, "tracking_link_cache", None)
     if cache is None:
         cache = service.LinkCache()
-        request.app.state.tracking_link_cache = cache
+        state.tracking_link_cache = cache
     return cache
 
 
-async def _resolve(request: Request, code: str) -> service.ResolvedLink | None:
-    cache = link_cache(request)
+async def _resolve(state: State, code: str) -> service.ResolvedLink | None:
+    cache = _link_cache(state)
     cached = cache.get(code)
     if cached is not service.MISS:
         return cached
-    database: Database = request.app.state.database
+    database: Database = state.database
     async with database.read() as session:
         resolved = await service.resolve_link(session, code)
     if resolved is None:
@@ -233,12 +242,31 @@ async def _resolve(request: Request, code: str) -> service.ResolvedLink | None:
     return resolved
 
 
-def _country(request: Request) -> str | None:
+# The request headers a click keeps, found in one pass over the raw header list (names come lower-case).
+_CLICK_HEADERS = frozenset({b"user-agent", b"referer", b"cookie", *COUNTRY_HEADERS})
+
+
+def _click_headers(scope: Scope) -> dict[bytes, str]:
+    """The first value of each header a click keeps, decoded as Starlette does (latin-1)."""
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _CLICK_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+def _country(headers: dict[bytes, str]) -> str | None:
     for header in COUNTRY_HEADERS:
-        value = request.headers.get(header, "").strip().upper()
+        value = headers.get(header, "").strip().upper()
         if len(value) == 2 and value.isalpha() and value not in UNKNOWN_COUNTRIES:
             return value
     return None
+
+
+def _previous_click_id(headers: dict[bytes, str]) -> str | None:
+    cookie = headers.get(b"cookie")
+    value = cookie_parser(cookie).get(CLICK_COOKIE) if cookie else None
+    return value if value and len(value) == 32 and value.isalnum() else None
 
 
 def _click_cookie(click_id: str, max_age: int, secure: bool) -> str:
@@ -246,80 +274,94 @@ def _click_cookie(click_id: str, max_age: int, secure: bool) -> str:
     return f"{cookie}; Secure" if secure else cookie
 
 
-def _previous_click_id(request: Request) -> str | None:
-    value = request.cookies.get(CLICK_COOKIE)
-    return value if value and len(value) == 32 and value.isalnum() else None
+async def answer_redirect(state: State, scope: Scope, receive: Receive, send: Send, code: str) -> int:
+    """Answer `GET|HEAD /r/{code}` on the bare ASGI interface; returns the status sent.
 
-
-async def redirect(request: Request) -> Response:
-    return await _redirect(request, str(request.path_params["code"]))
-
-
-async def _redirect(request: Request, code: str) -> Response:
+    A click costs the redirect a cached link lookup, a keyed hash of the IP, a list append (the recorder writes
+    it later) and the 302's two messages — no Request, Headers or Response objects (bench/README.md, round 10).
+    """
     code = code.lower()
-    link = await _resolve(request, code) if len(code) <= MAX_CODE_LENGTH else None
+    link = await _resolve(state, code) if len(code) <= MAX_CODE_LENGTH else None
     if link is None:
-        return HTMLResponse(NOT_FOUND_PAGE, status_code=404, headers={"X-Request-ID": uuid.uuid4().hex})
-    if request.method == "HEAD":
-        return Response(status_code=302, headers={"Location": link.target.preview(), "X-Request-ID": uuid.uuid4().hex})
-    settings: Settings = request.app.state.settings
-    recorder: ClickRecorder = request.app.state.click_recorder
+        await HTMLResponse(NOT_FOUND_PAGE, status_code=404, headers={"X-Request-ID": uuid.uuid4().hex})(
+            scope, receive, send
+        )
+        return 404
+    if scope["method"] == "HEAD":
+        preview = {"Location": link.target.preview(), "X-Request-ID": uuid.uuid4().hex}
+        await Response(status_code=302, headers=preview)(scope, receive, send)
+        return 302
+    settings: Settings = state.settings
+    recorder: ClickRecorder = state.click_recorder
     click_id = secrets.token_hex(16)
+    found = _click_headers(scope)
+    client = scope.get("client")
     recorder.record(
         ClickEvent(
             click_id=click_id,
             link_id=link.link_id,
             partner_id=link.partner_id,
             occurred_at=utcnow(),
-            ip_hash=service.hash_ip(settings, request.client.host if request.client else ""),
-            user_agent=request.headers.get("user-agent", ""),
-            referrer=request.headers.get("referer", ""),
-            country=_country(request),
-            previous_click_id=_previous_click_id(request),
+            ip_hash=service.hash_ip(settings, client[0] if client else ""),
+            user_agent=found.get(b"user-agent", ""),
+            referrer=found.get(b"referer", ""),
+            country=_country(found),
+            previous_click_id=_previous_click_id(found),
         )
     )
     secure = settings.base_url.startswith("https://")
-    headers = {
-        "Location": link.target.location(click_id),
-        "Set-Cookie": _click_cookie(click_id, link.cookie_max_age, secure),
-        "Cache-Control": "no-store",
-        "X-Request-ID": click_id,
-    }
-    return Response(status_code=302, headers=headers)
+    headers = [
+        (b"location", link.target.location(click_id).encode("latin-1")),
+        (b"set-cookie", _click_cookie(click_id, link.cookie_max_age, secure).encode("latin-1")),
+        (b"cache-control", b"no-store"),
+        (b"x-request-id", click_id.encode()),
+        (b"content-length", b"0"),
+    ]
+    await send({"type": "http.response.start", "status": 302, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+    return 302
 
 
-router.add_route(REDIRECT_ROUTE, redirect, methods=["GET", "HEAD"], include_in_schema=False)
+class RedirectRoute:
+    """`/r/{code}` as a route, for an app that does not answer it first (`RedirectFastPath`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await answer_redirect(scope["app"].state, scope, receive, send, str(scope["path_params"]["code"]))
+
+
+router.routes.append(Route(REDIRECT_ROUTE, RedirectRoute(), methods=["GET", "HEAD"], include_in_schema=False))
 
 _REDIRECT_LATENCY = HTTP_LATENCY.labels(REDIRECT_ROUTE)
 _REDIRECT_COUNTERS = {
     (method, status): HTTP_REQUESTS.labels(method, REDIRECT_ROUTE, str(status))
     for method in ("GET", "HEAD")
-    for status in (302, 404)
+    for status in (302, 404, 500)
 }
 
 
 class RedirectFastPath:
-    """Answers `/r/{code}` before routing and the per-request middleware (request id, access log), keeping
-    the same metrics. Everything else goes on to `app`."""
+    """Answers `/r/{code}` before anything else of the app — FastAPI's own middleware (error page, telemetry,
+    body limit), our request id and access log, the routing — keeping the request metrics; an error is logged
+    and answered 500 here. `PartnersApp` calls it first; everything else goes on to the app's own stack."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, state: State) -> None:
+        self.state = state
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        code = _redirect_code(scope)
-        if code is None:
-            await self.app(scope, receive, send)
-            return
+    async def answer(self, scope: Scope, receive: Receive, send: Send, code: str) -> None:
         started = time.perf_counter()
-        response = await _redirect(Request(scope, receive), code)
-        await response(scope, receive, send)
+        try:
+            status_code = await answer_redirect(self.state, scope, receive, send, code)
+        except Exception:
+            logger.exception("redirect failed", code=code)
+            status_code = 500
+            await HTMLResponse(ERROR_PAGE, status_code=500)(scope, receive, send)
         _REDIRECT_LATENCY.observe(time.perf_counter() - started)
-        counter = _REDIRECT_COUNTERS.get((scope["method"], response.status_code))
+        counter = _REDIRECT_COUNTERS.get((scope["method"], status_code))
         if counter is not None:
             counter.inc()
 
 
-def _redirect_code(scope: Scope) -> str | None:
+def redirect_code(scope: Scope) -> str | None:
     """The code of a `GET|HEAD /r/{code}` request, else None."""
     if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
         return None
@@ -330,27 +372,37 @@ def _redirect_code(scope: Scope) -> str | None:
     return code if code and "/" not in code else None
 
 
-NOT_FOUND_PAGE = """<!doctype html>
+_PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>Link not found</title>
+<title>{title}</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 0; min-height: 100vh; display: grid; place-items: center;
-       background: #f6f7f9; color: #1f2933; }
-main { max-width: 32rem; padding: 2rem; text-align: center; }
-h1 { font-size: 1.5rem; margin-bottom: .5rem; }
-p { line-height: 1.5; color: #52606d; }
+body {{ font-family: system-ui, sans-serif; margin: 0; min-height: 100vh; display: grid; place-items: center;
+       background: #f6f7f9; color: #1f2933; }}
+main {{ max-width: 32rem; padding: 2rem; text-align: center; }}
+h1 {{ font-size: 1.5rem; margin-bottom: .5rem; }}
+p {{ line-height: 1.5; color: #52606d; }}
 </style>
 </head>
 <body>
 <main>
-<h1>This link isn't available</h1>
-<p>The link you followed doesn't exist or is no longer active. Please check it, or ask whoever shared it
-for a new one.</p>
+<h1>{heading}</h1>
+<p>{text}</p>
 </main>
 </body>
 </html>
 """
+NOT_FOUND_PAGE = _PAGE.format(
+    title="Link not found",
+    heading="This link isn't available",
+    text="The link you followed doesn't exist or is no longer active. Please check it, or ask whoever shared it\n"
+    "for a new one.",
+)
+ERROR_PAGE = _PAGE.format(
+    title="Something went wrong",
+    heading="Something went wrong",
+    text="We couldn't follow this link just now. Please try again in a moment.",
+)
