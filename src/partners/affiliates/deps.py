@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends
@@ -19,6 +19,9 @@ class PartnerPrincipal:
     program_id: int
     status: str
     session_id: int
+    # Held for the request: the session's identity map keeps rows only while something refers to them, so a
+    # route that loads the partner again (`get_partner`) finds this row there instead of querying again.
+    row: Partner = field(repr=False, compare=False)
 
 
 async def require_partner(
@@ -30,7 +33,7 @@ async def require_partner(
         raise Unauthorized("partner account not found")
     if partner.status == "banned":
         raise Forbidden("this partner account is banned")
-    return PartnerPrincipal(partner.id, partner.program_id, partner.status, current.auth_session.id)
+    return PartnerPrincipal(partner.id, partner.program_id, partner.status, current.auth_session.id, partner)
 
 
 async def require_approved_partner(

@@ -194,8 +194,7 @@ def _tier_out(tier: Tier) -> TierOut:
     return TierOut(id=tier.id, key=tier.key, name=tier.name, rank=tier.rank)
 
 
-async def _progress(session: AsyncSession, partner: Partner, now: datetime) -> TierProgressOut:
-    progress = await programs.tier_progress(session, partner, now=now)
+def _progress(progress: programs.TierProgress) -> TierProgressOut:
     if progress.next_tier is None or progress.metrics is None:
         return TierProgressOut(next_tier=None, window_days=0, requirements=[], eligible=False)
     rule = progress.requirements
@@ -231,8 +230,8 @@ async def partner_dashboard(session: AsyncSession, partner: Partner, window: Win
     if customers is None:
         customers = await _paying_customers(session, partner.id, window)
     program = await session.get_one(Program, partner.program_id)
-    tier = await programs.get_tier(session, partner.tier_id)
     rates = await programs.effective_rates(session, partner, currency=program.currency, at=now)
+    progress = await programs.tier_progress(session, partner, now=now)
     return DashboardOut(
         partner_id=partner.id,
         period=PeriodOut(start=window.first, end=window.last, days=window.days),
@@ -246,7 +245,7 @@ async def partner_dashboard(session: AsyncSession, partner: Partner, window: Win
         revenue=_revenue(period),
         commissions=_commissions_by_status(period),
         balances=await _balances(session, partner.id),
-        tier=_tier_out(tier),
+        tier=_tier_out(progress.current),
         rates=RatesOut(
             level1_rate_bps=rates.level1_rate_bps,
             level2_rate_bps=rates.level2_rate_bps,
@@ -258,6 +257,6 @@ async def partner_dashboard(session: AsyncSession, partner: Partner, window: Win
             currency=rates.currency,
             overridden=rates.overridden,
         ),
-        progress=await _progress(session, partner, now),
+        progress=_progress(progress),
         series=_series(period, window),
     )

@@ -634,12 +634,11 @@ async def account_balance(session: AsyncSession, account_id: int) -> Balance:
     account = result.scalar_one_or_none()
     if account is None:
         raise NotFound(f"ledger account {account_id} not found", field="account_id")
-    if account.kept_as_sum:
-        return await _summed_balance(session, account)
-    return Balance(account.id, account.currency, account.posted, account.pending_debits, account.pending_credits)
+    return await _balance_of(session, account)
 
 
 async def owner_balances(session: AsyncSession, owner: str) -> list[tuple[LedgerAccount, Balance]]:
+    """Every account of `owner` with its balance, the accounts read in one statement."""
     await _settle(session)
     result = await session.execute(
         sa.select(LedgerAccount)
@@ -647,4 +646,11 @@ async def owner_balances(session: AsyncSession, owner: str) -> list[tuple[Ledger
         .order_by(LedgerAccount.kind, LedgerAccount.currency)
         .execution_options(populate_existing=True)
     )
-    return [(account, await account_balance(session, account.id)) for account in result.scalars()]
+    return [(account, await _balance_of(session, account)) for account in result.scalars().all()]
+
+
+async def _balance_of(session: AsyncSession, account: LedgerAccount) -> Balance:
+    """The balance of an account row just read (`populate_existing`, after `_settle`)."""
+    if account.kept_as_sum:
+        return await _summed_balance(session, account)
+    return Balance(account.id, account.currency, account.posted, account.pending_debits, account.pending_credits)
