@@ -21,7 +21,7 @@ from partners.kit.logging import configure_logging
 from partners.kit.middleware import RequestContextMiddleware
 from partners.kit.problems import install_problem_handlers
 from partners.settings import Settings, get_settings
-from partners.tracking.api import RedirectFastPath, redirect_code
+from partners.tracking.api import redirect_code, serve_redirect
 from partners.tracking.recorder import ClickRecorder
 
 
@@ -35,14 +35,12 @@ class PartnersApp(FastAPI):
     """FastAPI, with the click redirect answered before FastAPI's own middleware (its error page, telemetry and
     body limit) and ours: ~25 µs of a click's CPU in one process (bench/README.md, round 10)."""
 
-    redirects: RedirectFastPath
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         code = redirect_code(scope)
         if code is None:
             await super().__call__(scope, receive, send)
         else:
-            await self.redirects.answer(scope, receive, send, code)
+            await serve_redirect(self.state, scope, receive, send, code)
 
 
 def tune_garbage_collector() -> None:
@@ -82,7 +80,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await database.dispose()
 
     app = PartnersApp(title="Namaskah Partners", version=__version__, lifespan=lifespan)
-    app.redirects = RedirectFastPath(app.state)
     app.state.settings = settings
     app.state.database = database
     app.state.click_recorder = ClickRecorder(database)

@@ -1,6 +1,6 @@
 """Tracking routes: the partner's links and coupons, the admin's coupons and re-assignment, and `/r/{code}`.
 
-`/r/{code}` is answered by `RedirectFastPath`, which the app calls before any of its middleware and routing
+`/r/{code}` is answered by `serve_redirect`, which the app calls before any of its middleware and routing
 (measured: they cost more than the redirect itself): a cached link lookup, a click handed to the in-process
 recorder, a 302 sent as two bare ASGI messages. HEAD (link-preview bots) gets the same redirect without a click
 id, a cookie or a recorded click. The same handler is also a plain route (`RedirectRoute`), for an app that
@@ -323,7 +323,7 @@ async def answer_redirect(state: State, scope: Scope, receive: Receive, send: Se
 
 
 class RedirectRoute:
-    """`/r/{code}` as a route, for an app that does not answer it first (`RedirectFastPath`)."""
+    """`/r/{code}` as a route, for an app that does not answer it first (`serve_redirect`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await answer_redirect(scope["app"].state, scope, receive, send, str(scope["path_params"]["code"]))
@@ -339,26 +339,21 @@ _REDIRECT_COUNTERS = {
 }
 
 
-class RedirectFastPath:
+async def serve_redirect(state: State, scope: Scope, receive: Receive, send: Send, code: str) -> None:
     """Answers `/r/{code}` before anything else of the app — FastAPI's own middleware (error page, telemetry,
     body limit), our request id and access log, the routing — keeping the request metrics; an error is logged
     and answered 500 here. `PartnersApp` calls it first; everything else goes on to the app's own stack."""
-
-    def __init__(self, state: State) -> None:
-        self.state = state
-
-    async def answer(self, scope: Scope, receive: Receive, send: Send, code: str) -> None:
-        started = time.perf_counter()
-        try:
-            status_code = await answer_redirect(self.state, scope, receive, send, code)
-        except Exception:
-            logger.exception("redirect failed", code=code)
-            status_code = 500
-            await HTMLResponse(ERROR_PAGE, status_code=500)(scope, receive, send)
-        _REDIRECT_LATENCY.observe(time.perf_counter() - started)
-        counter = _REDIRECT_COUNTERS.get((scope["method"], status_code))
-        if counter is not None:
-            counter.inc()
+    started = time.perf_counter()
+    try:
+        status_code = await answer_redirect(state, scope, receive, send, code)
+    except Exception:
+        logger.exception("redirect failed", code=code)
+        status_code = 500
+        await HTMLResponse(ERROR_PAGE, status_code=500)(scope, receive, send)
+    _REDIRECT_LATENCY.observe(time.perf_counter() - started)
+    counter = _REDIRECT_COUNTERS.get((scope["method"], status_code))
+    if counter is not None:
+        counter.inc()
 
 
 def redirect_code(scope: Scope) -> str | None:
