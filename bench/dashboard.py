@@ -72,12 +72,19 @@ def history(engine: common.Engine, options: Options) -> tuple[str, Generated]:
 # --- the recount ---------------------------------------------------------------------------------------
 
 
-def recount(url: str, partner_id: int, days: int) -> dict[str, Any]:
-    """The dashboard's headline numbers straight from the raw tables, for a period ending today."""
+def days_to_today(days: int) -> tuple[datetime, datetime]:
+    """The `days` UTC days ending with today, as [start, end)."""
     today = datetime.now(UTC).date()
     start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
-    end = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    return start, datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+
+def recount(url: str, partner_id: int, days: int, progress_days: int) -> dict[str, Any]:
+    """The dashboard's headline numbers and its tier progress straight from the raw tables, for a period ending
+    today."""
+    start, end = days_to_today(days)
     window = {"partner": partner_id, "start": start, "end": end}
+    progress_start, _ = days_to_today(progress_days)
     queries = {
         "clicks": "SELECT count(*) FROM clicks WHERE partner_id = :partner AND NOT is_bot "
         "AND occurred_at >= :start AND occurred_at < :end",
@@ -88,7 +95,14 @@ def recount(url: str, partner_id: int, days: int) -> dict[str, Any]:
         "signups": "SELECT count(*) FROM customers WHERE partner_id = :partner "
         "AND attributed_at >= :start AND attributed_at < :end",
         "customers": "SELECT count(DISTINCT customer_id) FROM purchases WHERE partner_id = :partner "
-        "AND occurred_at >= :start AND occurred_at < :end",
+        "AND occurred_at >= :start AND occurred_at < :end AND refunded_amount < amount",
+    }
+    progress = {
+        "revenue": "SELECT coalesce(sum(p.amount - p.refunded_amount), 0) FROM purchases p "
+        "JOIN partners a ON a.id = p.partner_id JOIN programs g ON g.id = a.program_id "
+        "WHERE p.partner_id = :partner AND p.currency = g.currency AND p.occurred_at >= :start "
+        "AND p.occurred_at < :end",
+        "active_customers": queries["customers"],
     }
     engine = common.sync_engine(url)
     with engine.connect() as conn:
@@ -114,6 +128,10 @@ def recount(url: str, partner_id: int, days: int) -> dict[str, Any]:
             window,
         )
         found["commissions"] = [[s, c, int(n), int(a), int(r)] for s, c, n, a, r in commissions.all()]
+        found["progress"] = {
+            name: int(conn.execute(sa.text(query), {**window, "start": progress_start}).scalar_one())
+            for name, query in progress.items()
+        }
     engine.dispose()
     return found
 
@@ -125,6 +143,9 @@ def answered(body: dict[str, Any]) -> dict[str, Any]:
     found["commissions"] = [
         [c["status"], c["currency"], c["count"], c["amount"], c["reversed"]] for c in body["commissions"]
     ]
+    found["progress"] = {
+        r["metric"]: r["current"] for r in body["progress"]["requirements"] if r["metric"] != "referrals"
+    }
     return found
 
 
@@ -137,7 +158,8 @@ def check(url: str, base_url: str, tokens: Credentials, partner_id: int) -> dict
             timeout=120,
         )
         response.raise_for_status()
-        api, raw = answered(response.json()), recount(url, partner_id, int(period[:-1]))
+        body = response.json()
+        api, raw = answered(body), recount(url, partner_id, int(period[:-1]), body["progress"]["window_days"])
         checks[period] = {
             "matches_recount": api == raw,
             "differences": {key: [api[key], raw[key]] for key in api if api[key] != raw[key]},

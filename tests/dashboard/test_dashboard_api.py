@@ -12,6 +12,7 @@ import pytest
 from partners.db.session import Database
 from partners.identity.roles import Role
 from partners.identity.service import create_staff_user, start_session
+from partners.rollups import service as rollups
 from partners.settings import Settings
 from partners.tracking.models import Click, TrackingLink
 from tests.events.support import Chain, make_chain, problem_fields
@@ -181,6 +182,34 @@ async def test_the_dashboard_numbers_are_exact(
         {"date": DAY_B.isoformat(), "clicks": 3, "conversions": 3, "earnings": {"EUR": 250, "USD": 200}},
         {"date": DAY_C.isoformat(), "clicks": 0, "conversions": 0, "earnings": {}},
     ]
+
+
+async def test_a_customer_whose_purchases_are_all_refunded_is_not_a_paying_customer(
+    client: httpx.AsyncClient, database: Database, settings: Settings, chain: Chain
+) -> None:
+    async with database.write() as session:
+        headers = await partner_headers(session, settings, chain.cyd)
+    later = {"from": DAY_B.isoformat(), "to": DAY_C.isoformat()}  # from the last-seen histogram
+    first_day = {"from": DAY_A.isoformat(), "to": DAY_A.isoformat()}  # c2 bought after it: from the purchases
+
+    async def customers(period: dict[str, str]) -> tuple[int, int]:
+        """The period's customers, and the active customers of the tier progress (90 days)."""
+        body = (await client.get("/affiliate/dashboard", params=period, headers=headers)).json()
+        return body["customers"], body["progress"]["requirements"][1]["current"]
+
+    assert await customers(later) == (3, 3)  # c1 (p2), c2 (p3, partly refunded), c3 (p4)
+    assert await customers(first_day) == (1, 3)  # c1 (p1)
+    await event(client, chain, "chargeback", external_id="cb2", purchase_id="p2")  # c1's DAY_B purchase
+    assert await customers(later) == (2, 3)  # c1 last paid on DAY_A now
+    assert await customers(first_day) == (1, 3)
+    await event(client, chain, "chargeback", external_id="cb1", purchase_id="p1")
+    await event(client, chain, "chargeback", external_id="cb5", purchase_id="p5")  # c1 has paid nothing now
+    assert await customers(later) == (2, 2)
+    assert await customers(first_day) == (0, 2)
+    async with database.read() as session:
+        compared = await rollups.stored_and_recounted(session)
+    assert compared["buyers"][0] == compared["buyers"][1]
+    assert compared["days"][0] == compared["days"][1]
 
 
 async def test_each_partner_sees_only_its_own_numbers(

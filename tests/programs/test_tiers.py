@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -150,6 +150,45 @@ async def test_referrals_count_new_approved_direct_sub_affiliates_in_the_window(
         await create_partner(session, program, tiers["starter"], parent=recruiter, created_at=T0 - DAY)
     [change] = await evaluate(database, T0 + DAY)
     assert change.metrics["windows"]["90"]["referrals"] == 2
+
+
+async def test_window_metrics_from_the_rollups_equal_a_count_of_the_purchases(
+    database: Database, settings: Settings
+) -> None:
+    """The window is the 90 UTC days ending with today; revenue and active customers are read from the daily
+    rollups, or counted from the purchases for a partner with a customer whose latest sale is after the window."""
+    first, last = service.rule_window(T0, 90)
+    assert (first, last) == ((T0 - 89 * DAY).date(), T0.date())
+    first_moment = datetime.combine(first, time(), tzinfo=UTC)
+    async with database.write() as session:
+        program, tiers = await create_program(session, settings)
+        partner = await create_partner(session, program, tiers["starter"])
+        ahead = await create_partner(session, program, tiers["starter"])
+        early, before, euro, refunded, partial, returned = [
+            await make_customer(session, program, partner) for _ in range(6)
+        ]
+        await make_purchase(session, early, 10_000, occurred_at=first_moment)  # the window's first moment
+        await make_purchase(session, before, 20_000, occurred_at=first_moment - timedelta(seconds=1))
+        await make_purchase(session, euro, 4_000, currency="EUR")  # a paying customer, not program revenue
+        await make_purchase(session, refunded, 9_000, refunded=9_000)  # refunded in full when recorded
+        await make_purchase(session, partial, 8_000, refunded=3_000)
+        later_refunded = await make_purchase(session, returned, 6_000, occurred_at=T0 - DAY)
+        regular = await make_customer(session, program, ahead)
+        await make_purchase(session, regular, 1_000, occurred_at=T0 - DAY)
+        await make_purchase(session, regular, 2_000, occurred_at=T0 + 2 * DAY)  # after the window
+    async with database.write() as session:
+        stored = await session.get_one(Purchase, later_refunded.id)
+        stored.refunded_amount = stored.amount
+
+    async with database.read() as session:
+        found = await service.window_metrics(session, program, first=first, last=last)
+        recount = await service.paying_customers(session, [partner.id, ahead.id], first, last)
+    assert found[partner.id] == Metrics(revenue=10_000 + 5_000, active_customers=3, referrals=0)  # early, euro, partial
+    assert found[ahead.id] == Metrics(revenue=1_000, active_customers=1, referrals=0)  # from the purchases
+    assert recount == {partner.id: 3, ahead.id: 1}
+    async with database.read() as session:
+        progress = await service.tier_progress(session, partner, now=T0)
+    assert progress.metrics == found[partner.id]
 
 
 def test_choose_tier_is_the_highest_reachable_tier_whose_rule_is_met() -> None:

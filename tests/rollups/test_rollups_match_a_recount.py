@@ -1,7 +1,8 @@
 """The dashboard's rollups equal a recount from the raw tables after a random workload that goes through the
 real writers: clicks (redirect + recorder, and an ORM bulk insert), signups, purchases dated over several days,
-refunds, chargebacks, approvals, rejections, re-assignments, a bulk `update(Commission)` (paid and back), and
-changes rolled back in a savepoint and in a whole transaction."""
+refunds, chargebacks, approvals, rejections, re-assignments, a bulk `update(Commission)` (paid and back),
+purchases moved back or refunded in full by a bulk `update(Purchase)`, and changes rolled back in a savepoint
+and in a whole transaction."""
 
 from __future__ import annotations
 
@@ -128,6 +129,22 @@ class Workload:
         body = {"external_id": external_id, "purchase_id": purchase_id, "amount": self.random.randint(1, 300)}
         await self.request("POST", "/events/refund", headers=self.host, json=body)  # 422 once refunded in full
 
+    async def rewrite_purchase(self) -> None:
+        """A purchase moved back a few days (ORM), or refunded in full or un-refunded by a bulk `update(Purchase)`:
+        its customer's latest paid day can move back, or the customer stop counting as a buyer."""
+        async with self.database.write() as session:
+            purchase = await session.scalar(sa.select(Purchase).order_by(sa.func.random()).limit(1))
+            if purchase is None:
+                return
+            choice = self.random.random()
+            if choice < 0.4:
+                purchase.occurred_at -= timedelta(days=self.random.randint(1, 3))
+                return
+            refunded = Purchase.amount if choice < 0.8 else 0
+            await session.execute(
+                sa.update(Purchase).where(Purchase.id == purchase.id).values(refunded_amount=refunded)
+            )
+
     async def some_commission(self, *statuses: str) -> int | None:
         async with self.database.read() as session:
             ids = list(await session.scalars(sa.select(Commission.id).where(Commission.status.in_(statuses))))
@@ -218,6 +235,7 @@ class Workload:
             (self.reject, 3),
             (self.pay_and_unpay, 3),
             (self.reassign, 3),
+            (self.rewrite_purchase, 4),
             (self.rolled_back, 2),
         )
         functions = [function for function, _ in actions]

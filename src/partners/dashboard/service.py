@@ -6,7 +6,8 @@ after the last day anyone was seen (periods ending today); otherwise from the ra
 Definitions (a period is whole UTC days, `from` and `to` included):
 - clicks: human clicks; `bot_clicks` are counted apart; `unique_clicks`: distinct hashed IPs of human clicks;
 - signups: customers attributed to the partner in the period;
-- customers: distinct customers of the partner (level 1) with a purchase in the period;
+- customers: distinct paying customers of the partner (level 1): with a purchase in the period not wholly
+  refunded (the tier rules' active customers);
 - conversion rate: customers / unique clicks, in basis points, round half even;
 - EPC: the partner's own (level-1) net commissions on the period's sales per human click, per currency, minor
   units, round half even;
@@ -42,7 +43,6 @@ from partners.dashboard.schemas import (
     TierOut,
     TierProgressOut,
 )
-from partners.events.models import Purchase
 from partners.kit.errors import Unprocessable
 from partners.ledger import service as ledger
 from partners.programs import service as programs
@@ -99,17 +99,6 @@ async def _unique_clicks(session: AsyncSession, partner_id: int, window: Window)
             sa.not_(Click.is_bot),
             Click.occurred_at >= window.start,
             Click.occurred_at < window.end,
-        )
-    )
-    return int(count or 0)
-
-
-async def _paying_customers(session: AsyncSession, partner_id: int, window: Window) -> int:
-    count = await session.scalar(
-        sa.select(sa.func.count(sa.distinct(Purchase.customer_id))).where(
-            Purchase.partner_id == partner_id,
-            Purchase.occurred_at >= window.start,
-            Purchase.occurred_at < window.end,
         )
     )
     return int(count or 0)
@@ -228,7 +217,8 @@ async def partner_dashboard(session: AsyncSession, partner: Partner, window: Win
         unique_clicks = await _unique_clicks(session, partner.id, window)
     customers = period.buyers
     if customers is None:
-        customers = await _paying_customers(session, partner.id, window)
+        found = await programs.paying_customers(session, [partner.id], window.first, window.last)
+        customers = found.get(partner.id, 0)
     program = await session.get_one(Program, partner.program_id)
     rates = await programs.effective_rates(session, partner, currency=program.currency, at=now)
     progress = await programs.tier_progress(session, partner, now=now)

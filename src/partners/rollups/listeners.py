@@ -91,6 +91,26 @@ def _purchase_inserted(_mapper: Mapper[Any], _connection: Connection, purchase: 
 
 
 _PURCHASE_FIELDS = ("partner_id", "occurred_at", "currency", "amount", "refunded_amount", "customer_id")
+_PURCHASE_STATE = (Purchase.id, *(getattr(Purchase, name) for name in _PURCHASE_FIELDS))
+
+
+def _purchase_moved(session: Session, old: tuple[Any, ...], new: tuple[Any, ...]) -> None:
+    """A purchase changed from `old` to `new` (each as `_PURCHASE_FIELDS`): its revenue moves, and its
+    customer's latest paid day is recounted for the partner before and after (a refund can take it back)."""
+    _purchase_delta(session, old[0], old[1:5], -1)
+    _purchase_delta(session, new[0], new[1:5], +1)
+    deltas = service.pending(session)
+    for partner_id, customer_id in {(old[0], old[5]), (new[0], new[5])}:
+        if partner_id is not None:
+            deltas.recheck_buyer(partner_id, customer_id)
+
+
+def _sale_day_moved(session: Session, executor: Session | Connection, purchase_id: int, old: date, new: date) -> None:
+    """The purchase's commissions count on the sale's day: they move with it."""
+    if old != new:
+        for _day, state in _commission_states(executor, Commission.purchase_id == purchase_id).values():
+            _commission_delta(session, old, state, -1)
+            _commission_delta(session, new, state, +1)
 
 
 @event.listens_for(Purchase, "before_update")
@@ -98,14 +118,9 @@ def _purchase_updated(_mapper: Mapper[Any], connection: Connection, purchase: Pu
     session = _session_of(purchase)
     if session is None or not _changes(purchase, _PURCHASE_FIELDS):
         return
-    partner_id, *old = _stored(connection, purchase, tuple(getattr(Purchase, name) for name in _PURCHASE_FIELDS[:5]))
-    _purchase_delta(session, partner_id, tuple(old), -1)
-    new = (purchase.occurred_at, purchase.currency, purchase.amount, purchase.refunded_amount)
-    _purchase_delta(session, purchase.partner_id, new, +1)
-    if purchase.partner_id is not None:
-        service.pending(session).see_buyer(
-            purchase.partner_id, purchase.customer_id, service.utc_day(purchase.occurred_at)
-        )
+    old = _stored(connection, purchase, _PURCHASE_STATE[1:])
+    _purchase_moved(session, old, tuple(getattr(purchase, name) for name in _PURCHASE_FIELDS))
+    _sale_day_moved(session, connection, purchase.id, service.utc_day(old[1]), service.utc_day(purchase.occurred_at))
 
 
 # --- customers (signups, per partner and per link) -------------------------------------------------------
@@ -222,6 +237,22 @@ def _bulk_commission_update(state: ORMExecuteState) -> Result[Any]:
     return result
 
 
+def _bulk_purchase_update(state: ORMExecuteState) -> Result[Any]:
+    """An ORM `update(Purchase)`: read the rows it will change (locked), run it, read them again."""
+    session = state.session
+    where = state.statement.whereclause  # type: ignore[attr-defined]
+    query = sa.select(*_PURCHASE_STATE).with_for_update()
+    before = {row[0]: tuple(row[1:]) for row in session.execute(query if where is None else query.where(where))}
+    result = state.invoke_statement()
+    if before:
+        after = session.execute(sa.select(*_PURCHASE_STATE).where(Purchase.id.in_(list(before)))).all()
+        for row in after:
+            old, new = before[row[0]], tuple(row[1:])
+            _purchase_moved(session, old, new)
+            _sale_day_moved(session, session, row[0], service.utc_day(old[1]), service.utc_day(new[1]))
+    return result
+
+
 # --- the session ---------------------------------------------------------------------------------------
 
 
@@ -238,6 +269,8 @@ def _bulk_statements(state: ORMExecuteState) -> Result[Any] | None:
         return None
     if state.is_update and _targets(state, Commission):
         return _bulk_commission_update(state)
+    if state.is_update and _targets(state, Purchase):
+        return _bulk_purchase_update(state)
     return None
 
 

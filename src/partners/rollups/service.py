@@ -70,7 +70,8 @@ def _counters(size: int) -> defaultdict[Any, list[int]]:
 
 @dataclass
 class Pending:
-    """Deltas not yet written: counters per key, and the latest day seen per visitor and buyer."""
+    """Deltas not yet written: counters per key, the latest day seen per visitor and buyer, and the buyers whose
+    latest day may have moved back (a refund, a purchase moved): recounted from the purchases when written."""
 
     days: defaultdict[DayKey, list[int]] = field(default_factory=lambda: _counters(3))  # clicks, bots, signups
     revenue: defaultdict[RevenueKey, list[int]] = field(default_factory=lambda: _counters(3))  # n, gross, refunded
@@ -80,6 +81,7 @@ class Pending:
     link_days: defaultdict[DayKey, list[int]] = field(default_factory=lambda: _counters(4))  # clicks, bots, signups,
     # buyers (of those signups)
     link_visitors: dict[tuple[int, str], date] = field(default_factory=dict)
+    recheck_buyers: set[tuple[int, int]] = field(default_factory=set)
 
     def merge(self, other: Pending) -> None:
         _add(self.days, other.days)
@@ -92,13 +94,25 @@ class Pending:
             _see(self.buyers, (partner, customer), day)
         for (link, ip_hash), day in other.link_visitors.items():
             _see(self.link_visitors, (link, ip_hash), day)
+        self.recheck_buyers |= other.recheck_buyers
 
     @property
     def empty(self) -> bool:
-        return not (self.days or self.revenue or self.commissions or self.visitors or self.buyers or self.link_days)
+        return not (
+            self.days
+            or self.revenue
+            or self.commissions
+            or self.visitors
+            or self.buyers
+            or self.link_days
+            or self.recheck_buyers
+        )
 
     def see_buyer(self, partner_id: int, customer_id: int, day: date) -> None:
         _see(self.buyers, (partner_id, customer_id), day)
+
+    def recheck_buyer(self, partner_id: int, customer_id: int) -> None:
+        self.recheck_buyers.add((partner_id, customer_id))
 
 
 def _see(seen: dict[K, date], key: K, day: date) -> None:
@@ -176,14 +190,16 @@ def count_purchase(
     amount: int,
     refunded: int = 0,
 ) -> None:
-    """Count a new purchase of a partner's customer: revenue and buyers."""
+    """Count a new purchase of a partner's customer: revenue, and its customer as a buyer unless the purchase
+    is wholly refunded."""
     day = utc_day(occurred_at)
     deltas = pending(session)
     row = deltas.revenue[(partner_id, day, currency)]
     row[0] += 1
     row[1] += amount
     row[2] += refunded
-    deltas.see_buyer(partner_id, customer_id, day)
+    if refunded < amount:
+        deltas.see_buyer(partner_id, customer_id, day)
 
 
 def count_link_buyer(session: Session, link_id: int, attributed_at: datetime) -> None:
@@ -250,8 +266,10 @@ def _last_seen(
         if not rest:
             continue
         moves: list[dict[str, Any]] = []
+        locked: set[tuple[int, Any]] = set()
         for row_id, owner, key, stored in _lock_known_keys(session, table, names, rest):
             old, day = as_date(stored), seen[(int(owner), key)]
+            locked.add((int(owner), key))
             if day > old:
                 moves.append({"id": row_id, "last_day": day})
                 histogram[(int(owner), old)][slot] -= 1
@@ -259,12 +277,17 @@ def _last_seen(
         if moves:
             update = bulk.update(dialect_name(session), table, moves)  # by id: looked up in its index
             pipeline.run_later_in(session, update.statement, update.parameters)
+        deleted_meanwhile = {(owner, key): day for owner, key, day in rest if (owner, key) not in locked}
+        if deleted_meanwhile:  # a buyer's row, by another transaction's recheck (`_recheck_buyers`)
+            _last_seen(session, table, names, deleted_meanwhile, histogram, slot)
 
 
 def _insert_new_keys(
     session: Session, table: sa.Table, names: tuple[str, str], chunk: Sequence[tuple[tuple[int, Any], date]]
 ) -> set[tuple[int, Any]]:
     """Insert the keys not stored yet, with their day; the (owner, key) pairs inserted."""
+    if not chunk:
+        return set()
     if dialect_name(session) == "postgresql":
         insert, _ = _last_seen_statements(table, names)
         inserted = session.execute(insert, _given((owner, key, day) for (owner, key), day in chunk))
@@ -323,12 +346,68 @@ def _last_seen_statements(table: sa.Table, names: tuple[str, str]) -> tuple[sa.T
     )
 
 
+_BUYER_KEY = ("partner_id", "customer_id")
+
+
+def _recheck_buyers(session: Session, keys: set[tuple[int, int]], histogram: defaultdict[DayKey, list[int]]) -> None:
+    """Set each (partner, customer)'s latest day to that of its latest purchase not wholly refunded, as the
+    purchases are now (a refund or a moved purchase can take it back, or remove the buyer), and the histogram
+    with it. The same order as `_last_seen`: new keys inserted, then every key's row locked, then the purchases
+    read again, so they include those of any transaction that held the rows."""
+    for chunk in _chunks(sorted(keys)):
+        paid = _latest_paid_days(session, chunk)
+        new = _insert_new_keys(session, _buyers, _BUYER_KEY, sorted(paid.items()))
+        for owner, key in new:
+            histogram[(owner, paid[(owner, key)])][1] += 1
+        locked = _lock_known_keys(session, _buyers, _BUYER_KEY, [(owner, key, date.min) for owner, key in chunk])
+        stored = {(int(owner), int(key)): (row_id, as_date(day)) for row_id, owner, key, day in locked}
+        latest = _latest_paid_days(session, chunk)
+        moves: list[dict[str, Any]] = []
+        gone: list[int] = []
+        for (owner, key), (row_id, old) in stored.items():
+            day = latest.get((owner, key))
+            if day == old:
+                continue
+            histogram[(owner, old)][1] -= 1
+            if day is None:
+                gone.append(row_id)
+            else:
+                moves.append({"id": row_id, "last_day": day})
+                histogram[(owner, day)][1] += 1
+        if moves:
+            update = bulk.update(dialect_name(session), _buyers, moves)
+            pipeline.run_later_in(session, update.statement, update.parameters)
+        if gone:
+            session.execute(sa.delete(_buyers).where(_buyers.c.id.in_(gone)))
+        deleted_meanwhile = {key for key in latest if key not in stored}  # by another transaction's recheck
+        if deleted_meanwhile:
+            _recheck_buyers(session, deleted_meanwhile, histogram)
+
+
+def _latest_paid_days(session: Session, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], date]:
+    """The UTC day of each (partner, customer)'s latest purchase not wholly refunded (keys with none left out)."""
+    from partners.events.models import Purchase
+
+    rows = session.execute(
+        sa.select(Purchase.partner_id, Purchase.customer_id, sa.func.max(Purchase.occurred_at))
+        .where(
+            sa.tuple_(Purchase.partner_id, Purchase.customer_id).in_(list(keys)),
+            Purchase.refunded_amount < Purchase.amount,
+        )
+        .group_by(Purchase.partner_id, Purchase.customer_id)
+    )
+    return {(owner, key): utc_day(latest) for owner, key, latest in rows if owner is not None}
+
+
 def write(session: Session, deltas: Pending) -> None:
     """Apply the deltas (visitors, buyers, link visitors, days, revenue, commissions, link days: always this
-    order)."""
+    order). Buyers to recheck are recounted with the transaction's other buyers, in one pass in key order."""
     histogram: defaultdict[DayKey, list[int]] = _counters(2)
     _last_seen(session, _visitors, ("partner_id", "ip_hash"), deltas.visitors, histogram, 0)
-    _last_seen(session, _buyers, ("partner_id", "customer_id"), deltas.buyers, histogram, 1)
+    if deltas.recheck_buyers:
+        _recheck_buyers(session, deltas.recheck_buyers | set(deltas.buyers), histogram)
+    else:
+        _last_seen(session, _buyers, _BUYER_KEY, deltas.buyers, histogram, 1)
     link_histogram: defaultdict[DayKey, list[int]] = _counters(1)
     _last_seen(session, _link_visitors, ("link_id", "ip_hash"), deltas.link_visitors, link_histogram, 0)
     day_rows: dict[DayKey, dict[str, Any]] = {}
@@ -574,6 +653,50 @@ async def link_totals(
     return totals
 
 
+async def net_revenue_by_partner(
+    session: AsyncSession, partners: sa.Select[Any], currency: str, first: date, last: date
+) -> dict[int, int]:
+    """Each partner's net revenue (gross - refunded) in `currency` from its own customers' purchases on the days
+    [first, last]; `partners` selects the partner ids."""
+    rows = await session.execute(
+        sa.select(_revenue.c.partner_id, sa.func.sum(_revenue.c.gross - _revenue.c.refunded))
+        .where(
+            _revenue.c.partner_id.in_(partners),
+            _revenue.c.currency == currency,
+            _revenue.c.day >= first,
+            _revenue.c.day <= last,
+        )
+        .group_by(_revenue.c.partner_id)
+    )
+    return {int(partner): int(net) for partner, net in rows}
+
+
+async def buyers_by_partner(
+    session: AsyncSession, partners: sa.Select[Any], first: date, last: date
+) -> tuple[dict[int, int], set[int]]:
+    """Each partner's distinct paying customers on the days [first, last] from the last-seen histogram, and the
+    partners it cannot answer for (a customer's latest paid day is after `last`): count those from purchases."""
+    days = _days.c
+    in_period = days.day <= last
+    rows = await session.execute(
+        sa.select(
+            days.partner_id,
+            sa.func.coalesce(sa.func.sum(sa.case((in_period, days.buyers), else_=0)), 0),
+            sa.func.max(sa.case((sa.and_(~in_period, days.buyers != 0), 1), else_=0)),
+        )
+        .where(days.partner_id.in_(partners), days.day >= first)
+        .group_by(days.partner_id)
+    )
+    counted: dict[int, int] = {}
+    unknown: set[int] = set()
+    for partner, buyers, seen_later in rows:
+        if seen_later:
+            unknown.add(int(partner))
+        elif buyers:
+            counted[int(partner)] = int(buyers)
+    return counted, unknown
+
+
 # --- rebuilding from the raw tables --------------------------------------------------------------------
 
 
@@ -598,7 +721,7 @@ def recount_queries(dialect: str) -> dict[str, tuple[sa.Table, sa.Select[Any]]]:
     )
     buyers = (
         sa.select(Purchase.partner_id, Purchase.customer_id, sa.func.max(sale_day).label("last_day"))
-        .where(Purchase.partner_id.is_not(None))
+        .where(Purchase.partner_id.is_not(None), Purchase.refunded_amount < Purchase.amount)
         .group_by(Purchase.partner_id, Purchase.customer_id)
     )
     seen_visitors, seen_buyers = visitors.subquery(), buyers.subquery()
