@@ -150,7 +150,7 @@ def server_env(url: str) -> dict[str, str]:
         PARTNERS_BASE_URL="http://127.0.0.1",
         # Production runs `partners worker` processes beside the API; the benchmarks measure the API alone.
         PARTNERS_EMBEDDED_WORKER="false",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join((str(ROOT / "src"), str(ROOT))),  # this checkout's code, whatever is installed
     )
     return env
 
