@@ -25,7 +25,9 @@ async def test_two_hundred_clicks_on_a_real_server_are_all_stored_after_shutdown
     app: Any, database: Database, world: World
 ) -> None:
     await add_link(database, world.alice, code="live")
-    recorder_of(app).flush_interval = 3600  # nothing is written before shutdown: stop() must write it all
+    # Nothing is written before shutdown (no timer, no full batch): stop() must write it all.
+    recorder = recorder_of(app)
+    recorder.flush_interval, recorder.batch_size = 3600, CLICKS + 1
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))

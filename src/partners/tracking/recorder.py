@@ -1,13 +1,15 @@
 """Clicks are written in batches, never in the redirect's request.
 
-The redirect hands a `ClickEvent` to `ClickRecorder.record` (a list append) and answers at once. A background
-task flushes every `flush_interval` seconds (0.25 s), or as soon as `batch_size` (500) clicks wait, in one
-transaction per chunk of up to 1000 rows; so a click is durable well within a second. A chunk is one statement
-(`db.bulk`: on PostgreSQL the rows as one JSON document, `json_to_recordset`; measured in bench/: a third less
-CPU and time than a pipelined executemany, and the C JSON encoder does in well under a millisecond what
-psycopg's Python array dumpers, one array per column, took a quarter of the worker's CPU for. On SQLite one
-INSERT executed for many rows). Both measured far faster than rendering a literal multi-row VALUES list, whose
-compilation dominated.
+The redirect hands a `ClickEvent` to `ClickRecorder.record` (a list append) and answers at once. A background task
+flushes every `flush_interval` seconds (0.25 s), or as soon as `batch_size` (100) clicks wait, in one transaction
+per chunk of up to 1000 rows; so a click is durable well within a second. A flush's Python work pauses the event
+loop that answers redirects, so batches stay small: on SQLite (the write on the same process) 100 instead of 500
+took the redirect's p99 @32 from 7.8-16 ms to 5.3-8.7 ms at the same throughput (bench/README.md, round 11). A chunk
+is one statement (`db.bulk`: on PostgreSQL the rows as one JSON document, `json_to_recordset`; measured in bench/: a
+third less CPU and time than a pipelined executemany, and the C JSON encoder does in well under a millisecond what
+psycopg's Python array dumpers, one array per column, took a quarter of the worker's CPU for. On SQLite one INSERT
+executed for many rows). Both measured far faster than rendering a literal multi-row VALUES list, whose compilation
+dominated.
 
 A failed flush keeps its rows and retries them on the next round (with a growing pause while the database
 stays down); the insert ignores click ids already stored, so a retry after an unclear failure never
@@ -33,7 +35,7 @@ from partners.tracking.bots import is_bot, warm_up
 from partners.tracking.models import Click
 
 FLUSH_INTERVAL_SECONDS = 0.25
-BATCH_SIZE = 500
+BATCH_SIZE = 100
 INSERT_CHUNK = 1000  # rows per transaction
 MAX_RETRY_PAUSE_SECONDS = 5.0
 # A database down for hours must not eat the process's memory: past this many waiting clicks the oldest
