@@ -161,7 +161,11 @@ async def top_partners(session: AsyncSession, window: Window, currency: str, lim
             sa.func.sum(Purchase.amount - Purchase.refunded_amount),
         )
         .join(Purchase, Purchase.partner_id == Partner.id)
-        .where(Purchase.currency == currency, *_in(Purchase.occurred_at, window))
+        .where(
+            Purchase.currency == currency,
+            Purchase.refunded_amount < Purchase.amount,  # paying customers, as on the dashboard
+            *_in(Purchase.occurred_at, window),
+        )
         .group_by(Partner.id, Partner.name)
         .order_by(sa.func.sum(Purchase.amount - Purchase.refunded_amount).desc())
         .limit(limit)
