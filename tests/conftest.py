@@ -28,7 +28,7 @@ from partners.db.base import Base
 from partners.db.engine import create_engine
 from partners.db.registry import load_all_models
 from partners.db.session import Database
-from partners.settings import Settings
+from partners.settings import Settings, get_settings
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/partners_test"
 PG_URL = os.environ.get("PARTNERS_TEST_DATABASE_URL", DEFAULT_PG_URL)
@@ -114,6 +114,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         pytest.skip(f"PostgreSQL unavailable: {error}")
     _truncate_postgres()
     yield PG_URL
+
+
+@pytest.fixture
+def cli_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The CLI reads DATABASE_URL through get_settings(); point it at the test database."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield database_url
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -5,13 +5,17 @@ They write rows directly (not through the domain services) so every domain's tes
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.affiliates.models import Partner
+from partners.db.engine import create_engine
+from partners.db.session import Database
 from partners.db.types import utcnow
 from partners.identity.roles import Role
 from partners.identity.service import create_api_key, create_staff_user, start_session
@@ -115,3 +119,19 @@ async def staff_headers(session: AsyncSession, settings: Settings, role: Role) -
         session, settings, subject_kind="staff", subject_id=user.id, ip="127.0.0.1", user_agent="tests"
     )
     return {"Authorization": f"Bearer {token}"}
+
+
+T = TypeVar("T")
+
+
+def with_database(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` on a database of its own, from synchronous code (a CLI test: the command runs its own loop)."""
+
+    async def run() -> T:
+        database = Database(create_engine(database_url))
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())

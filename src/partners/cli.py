@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 
 from partners.db import migrate as migrations
 from partners.db.engine import create_engine
@@ -97,6 +98,29 @@ def create_admin(
 
     _with_database(run)
     console.print(f"[green]created {role} {email}[/green]")
+
+
+@app.command("rebuild-rollups")
+def rebuild_rollups() -> None:
+    """Recount the dashboard's rollups from the raw tables, in one transaction (after an upgrade that changes
+    what they count, or to repair them)."""
+    from partners.rollups import service as rollups
+
+    tables = len(rollups.recount_queries("sqlite"))
+
+    async def run(database: Database) -> None:
+        with Progress(console=console) as progress:
+            task = progress.add_task("rebuilding the rollups", total=tables)
+
+            def rebuilt(table: str, rows: int) -> None:
+                progress.console.print(f"{table}: {rows:,} rows")
+                progress.advance(task)
+
+            async with database.write() as session:
+                await rollups.rebuild(session, rebuilt)
+
+    _with_database(run)
+    console.print("[green]rollups rebuilt[/green]")
 
 
 @app.command()

@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
-
-import pytest
 from typer.testing import CliRunner
 
-from partners.db.engine import create_engine
 from partners.db.session import Database
 from partners.jobs.cli import jobs_app
 from partners.jobs.service import enqueue
 from partners.jobs.worker import run_once
-from partners.settings import get_settings
+from tests.factories import with_database
 from tests.jobs.support import T0, all_jobs
 
-T = TypeVar("T")
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The CLI reads DATABASE_URL through get_settings(); point it at the test database."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield database_url
-    get_settings.cache_clear()
-
-
-def with_database(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def run() -> T:
-        database = Database(create_engine(database_url))
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(run())
 
 
 async def one_dead_one_queued(database: Database) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
@@ -838,12 +838,16 @@ def _columns(table: sa.Table) -> list[str]:
     return [column.name for column in table.columns if column.name != "id"]
 
 
-async def rebuild(session: AsyncSession) -> None:
-    """Recompute every rollup from the raw tables (after a bulk load, or to repair)."""
+async def rebuild(session: AsyncSession, rebuilt: Callable[[str, int], None] | None = None) -> None:
+    """Recompute every rollup from the raw tables (after a bulk load, an upgrade that changes what they count,
+    or to repair them); `rebuilt(table, rows)` is called after each table."""
     dialect = dialect_name(session)
     for table, query in recount_queries(dialect).values():
         await session.execute(sa.delete(table))
         await session.execute(sa.insert(table).from_select(_columns(table), query))
+        if rebuilt is not None:
+            rows = await session.scalar(sa.select(sa.func.count()).select_from(table))
+            rebuilt(table.name, int(rows or 0))
 
 
 async def stored_and_recounted(session: AsyncSession) -> dict[str, tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]]:
