@@ -106,10 +106,9 @@ def rebuild_rollups() -> None:
     what they count, or to repair them)."""
     from partners.rollups import service as rollups
 
-    tables = len(rollups.recount_queries("sqlite"))
-
     async def run(database: Database) -> None:
         with Progress(console=console) as progress:
+            tables = len(rollups.recount_queries(database.dialect))
             task = progress.add_task("rebuilding the rollups", total=tables)
 
             def rebuilt(table: str, rows: int) -> None:
