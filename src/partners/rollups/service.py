@@ -262,7 +262,7 @@ def _last_seen(
         for (owner, key), day in chunk:
             if (owner, key) in new:
                 histogram[(owner, day)][slot] += 1
-        rest = [(owner, key, day) for (owner, key), day in chunk if (owner, key) not in new]
+        rest = [(owner, key) for (owner, key), _ in chunk if (owner, key) not in new]
         if not rest:
             continue
         moves: list[dict[str, Any]] = []
@@ -277,7 +277,7 @@ def _last_seen(
         if moves:
             update = bulk.update(dialect_name(session), table, moves)  # by id: looked up in its index
             pipeline.run_later_in(session, update.statement, update.parameters)
-        deleted_meanwhile = {(owner, key): day for owner, key, day in rest if (owner, key) not in locked}
+        deleted_meanwhile = {key: seen[key] for key in rest if key not in locked}
         if deleted_meanwhile:  # a buyer's row, by another transaction's recheck (`_recheck_buyers`)
             _last_seen(session, table, names, deleted_meanwhile, histogram, slot)
 
@@ -299,25 +299,25 @@ def _insert_new_keys(
 
 
 def _lock_known_keys(
-    session: Session, table: sa.Table, names: tuple[str, str], rest: list[tuple[int, Any, date]]
+    session: Session, table: sa.Table, names: tuple[str, str], keys: Sequence[tuple[int, Any]]
 ) -> Iterable[Any]:
-    """The stored rows of these keys (id, owner, key, last day), locked in key order."""
+    """The stored rows of these (owner, key) pairs (id, owner, key, last day), locked in key order."""
     if dialect_name(session) == "postgresql":
         _, select_locked = _last_seen_statements(table, names)
-        return session.execute(select_locked, _given(rest))
+        return session.execute(select_locked, _given((owner, key, None) for owner, key in keys))
     owner_column, key_column = table.c[names[0]], table.c[names[1]]
     return session.execute(
         sa.select(table.c.id, owner_column, key_column, table.c.last_day)
-        .where(sa.tuple_(owner_column, key_column).in_([(owner, key) for owner, key, _ in rest]))
+        .where(sa.tuple_(owner_column, key_column).in_(list(keys)))
         .order_by(owner_column, key_column)
         .with_for_update()
     )
 
 
-def _given(items: Iterable[tuple[int, Any, date]]) -> dict[str, str]:
-    """(owner, key, day) triples as the one JSON parameter of the PostgreSQL statements (`json_to_recordset`):
-    rendering and sending hundreds of rows one by one blocked the click recorder's event loop, and psycopg's
-    Python array dumpers were the next cost."""
+def _given(items: Iterable[tuple[int, Any, date | None]]) -> dict[str, str]:
+    """(owner, key, day) triples (no day for a lookup) as the one JSON parameter of the PostgreSQL statements
+    (`json_to_recordset`): rendering and sending hundreds of rows one by one blocked the click recorder's event
+    loop, and psycopg's Python array dumpers were the next cost."""
     return {"given": orjson.dumps([{"o": owner, "k": key, "d": day} for owner, key, day in items]).decode()}
 
 
@@ -359,7 +359,7 @@ def _recheck_buyers(session: Session, keys: set[tuple[int, int]], histogram: def
         new = _insert_new_keys(session, _buyers, _BUYER_KEY, sorted(paid.items()))
         for owner, key in new:
             histogram[(owner, paid[(owner, key)])][1] += 1
-        locked = _lock_known_keys(session, _buyers, _BUYER_KEY, [(owner, key, date.min) for owner, key in chunk])
+        locked = _lock_known_keys(session, _buyers, _BUYER_KEY, chunk)
         stored = {(int(owner), int(key)): (row_id, as_date(day)) for row_id, owner, key, day in locked}
         latest = _latest_paid_days(session, chunk)
         moves: list[dict[str, Any]] = []

@@ -103,7 +103,7 @@ async def generate_link(
     settings: SettingsDep,
 ) -> LinkOut:
     link = await service.create_link(session, partner_id=partner.partner_id, data=body)
-    link_cache(request).discard(link.code)
+    service.link_cache(request.app.state).discard(link.code)
     return _link_out(settings, link, await service.referral_code_of(session, partner.partner_id))
 
 
@@ -127,7 +127,7 @@ async def _switch_link(
     request: Request, session: AsyncSession, settings: Settings, partner_id: int, link_id: int, *, active: bool
 ) -> LinkOut:
     link = await service.set_link_active(session, partner_id=partner_id, link_id=link_id, active=active)
-    link_cache(request).discard(link.code)  # this process at once; the others within the cache's 30 s
+    service.link_cache(request.app.state).discard(link.code)  # this process at once; the others within the cache's 30 s
     return _link_out(settings, link, await service.referral_code_of(session, partner_id))
 
 
@@ -213,21 +213,8 @@ async def reassign_customer(
 # --- the redirect --------------------------------------------------------------------------------------
 
 
-def link_cache(request: Request) -> service.LinkCache:
-    return _link_cache(request.app.state)
-
-
-def _link_cache(state: State) -> service.LinkCache:
-    """One cache per app (tests run several apps, on different databases, in one process)."""
-    cache: service.LinkCache | None = getattr(state, "tracking_link_cache", None)
-    if cache is None:
-        cache = service.LinkCache()
-        state.tracking_link_cache = cache
-    return cache
-
-
 async def _resolve(state: State, code: str) -> service.ResolvedLink | None:
-    cache = _link_cache(state)
+    cache = service.link_cache(state)
     cached = cache.get(code)
     if cached is not service.MISS:
         return cached

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import ColumnElement, bindparam, case, distinct, func, select
@@ -450,6 +450,16 @@ class LinkCache:
 
     def discard(self, code: str) -> None:
         self._entries.pop(code, None)
+
+
+def link_cache(state: Any) -> LinkCache:
+    """The app's link cache (`state`: the app's `State`), made on first use: one per app, as tests run several
+    apps, on different databases, in one process."""
+    cache: LinkCache | None = getattr(state, "tracking_link_cache", None)
+    if cache is None:
+        cache = LinkCache()
+        state.tracking_link_cache = cache
+    return cache
 
 
 # --- attribution ---------------------------------------------------------------------------------------

@@ -218,12 +218,6 @@ def qr_svg(url: str) -> str:
     return svg
 
 
-def _link_cache_discard(request: Request, code: str) -> None:
-    cache: tracking.LinkCache | None = getattr(request.app.state, "tracking_link_cache", None)
-    if cache is not None:
-        cache.discard(code)
-
-
 async def _links_context(request: Request, session: AsyncSession, viewer: PartnerViewer) -> dict[str, Any]:
     settings = settings_of(request)
     period = _period(request)
@@ -306,7 +300,7 @@ async def create_link(request: Request) -> Response:
             if demo_shop.is_demo_destination(settings, data.destination_url):
                 await demo_shop.allow_demo_destination(session, settings, viewer.partner.program_id)
             link = await tracking.create_link(session, partner_id=viewer.partner.id, data=data)
-            _link_cache_discard(request, link.code)
+            tracking.link_cache(request.app.state).discard(link.code)
     except (AppError, ValidationError) as error:
         async with write_unit(request) as session:
             viewer = await partner_viewer(request, session)
@@ -326,7 +320,7 @@ async def switch_link(link_id: int, request: Request) -> Response:
         if active:
             ensure_approved(viewer)
         link = await tracking.set_link_active(session, partner_id=viewer.partner.id, link_id=link_id, active=active)
-        _link_cache_discard(request, link.code)
+        tracking.link_cache(request.app.state).discard(link.code)
     return redirect(request, f"/portal/links?done=link-{'on' if active else 'off'}")
 
 
