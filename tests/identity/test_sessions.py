@@ -5,12 +5,14 @@ from datetime import timedelta
 import httpx
 import sqlalchemy as sa
 
+from partners.affiliates.models import Partner
 from partners.db.session import Database
 from partners.db.types import utcnow
 from partners.identity import service
-from partners.identity.models import AuthSession
+from partners.identity.models import AuthSession, StaffUser
 from partners.identity.roles import Role
 from partners.settings import Settings
+from tests.factories import create_partner, create_program
 from tests.identity.conftest import bearer, login, make_staff
 
 
@@ -116,12 +118,31 @@ async def test_partner_sessions_share_the_machinery_but_not_the_door(
     client: httpx.AsyncClient, database: Database, settings: Settings
 ) -> None:
     async with database.write() as session:
+        program, tiers = await create_program(session, settings)
+        partner = await create_partner(session, program, tiers["starter"])
         token, csrf_token = await service.start_session(
-            session, settings, subject_kind="partner", subject_id=42, ip="10.1.1.1", user_agent="pytest"
+            session, settings, subject_kind="partner", subject_id=partner.id, ip="10.1.1.1", user_agent="pytest"
         )
     async with database.read() as session:
-        as_partner = await service.resolve_session(session, settings, token, subject_kind="partner")
-        as_staff = await service.resolve_session(session, settings, token, subject_kind="staff")
-    assert as_partner is not None and as_partner.subject_id == 42 and as_partner.csrf_token == csrf_token
+        as_partner = await service.resolve_session(session, settings, token, subject_kind="partner", subject=Partner)
+        as_staff = await service.resolve_session(session, settings, token, subject_kind="staff", subject=StaffUser)
+    assert as_partner is not None
+    auth_session, subject = as_partner
+    assert auth_session.subject_id == partner.id and auth_session.csrf_token == csrf_token
+    assert subject.id == partner.id and subject.email == partner.email
     assert as_staff is None
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 401
+
+
+async def test_a_session_whose_subject_is_gone_opens_nothing(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.write() as session:
+        token, _ = await service.start_session(
+            session, settings, subject_kind="partner", subject_id=424242, ip="10.1.1.1", user_agent="pytest"
+        )
+    async with database.read() as session:
+        assert await service.resolve_session(session, settings, token, subject_kind="partner", subject=Partner) is None
+    answer = await client.get("/affiliate/me", headers=bearer(token))
+    assert answer.status_code == 401
+    assert "invalid" in answer.json()["detail"]

@@ -9,8 +9,7 @@ from fastapi import Depends
 
 from partners.affiliates.models import Partner
 from partners.identity.deps import CurrentSession, current_session
-from partners.kit.deps import SessionDep
-from partners.kit.errors import Forbidden, Unauthorized
+from partners.kit.errors import Forbidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +24,10 @@ class PartnerPrincipal:
 
 
 async def require_partner(
-    session: SessionDep, current: Annotated[CurrentSession, Depends(current_session("partner"))]
+    current: Annotated[CurrentSession[Partner], Depends(current_session("partner", Partner))],
 ) -> PartnerPrincipal:
     """Any logged-in partner, whatever their status (a pending applicant may still see their status)."""
-    partner = await session.get(Partner, current.auth_session.subject_id)
-    if partner is None:
-        raise Unauthorized("partner account not found")
+    partner = current.subject
     if partner.status == "banned":
         raise Forbidden("this partner account is banned")
     return PartnerPrincipal(partner.id, partner.program_id, partner.status, current.auth_session.id, partner)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Generic
 
 from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from partners.identity import service
 from partners.identity.models import AuthSession, StaffUser, SubjectKind
 from partners.identity.principals import ApiKeyPrincipal, StaffPrincipal
 from partners.identity.roles import ensure_known_permission, ensure_known_scope
+from partners.identity.service import Subject
 from partners.kit.crypto import keyed_hash
 from partners.kit.deps import READ_METHODS, SessionDep, SettingsDep, database_of
 from partners.kit.errors import Forbidden, Unauthorized
@@ -62,8 +64,9 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class CurrentSession:
+class CurrentSession(Generic[Subject]):
     auth_session: AuthSession
+    subject: Subject  # the session's Partner or StaffUser row
     via_cookie: bool
 
 
@@ -145,9 +148,10 @@ async def _record_use(
 
 
 async def authenticate_session(
-    request: Request, session: AsyncSession, settings: Settings, *, subject_kind: SubjectKind
-) -> CurrentSession:
-    """The caller's live session of this kind (bearer token first, then the cookie), CSRF checked."""
+    request: Request, session: AsyncSession, settings: Settings, *, subject_kind: SubjectKind, subject: type[Subject]
+) -> CurrentSession[Subject]:
+    """The caller's live session of this kind (bearer token first, then the cookie), CSRF checked, and its
+    subject's row (`subject`: the model of that kind)."""
     token = _bearer_token(request)
     via_cookie = token is None
     if token is None:
@@ -157,9 +161,10 @@ async def authenticate_session(
     if token.startswith(API_KEY_MARKER):
         raise Unauthorized("an API key cannot be used here: log in with a user account")
     now = utcnow()
-    auth_session = await service.resolve_session(session, settings, token, subject_kind=subject_kind, now=now)
-    if auth_session is None:
+    found = await service.resolve_session(session, settings, token, subject_kind=subject_kind, subject=subject, now=now)
+    if found is None:
         raise Unauthorized("the session is invalid, expired or logged out: log in again")
+    auth_session, row = found
     if via_cookie and request.method not in READ_METHODS:
         await _ensure_csrf(request, auth_session)
     if now - auth_session.last_seen_at >= TOUCH_INTERVAL:
@@ -170,14 +175,17 @@ async def authenticate_session(
             lambda unit: service.touch_session(unit, session_id, now),
             read_only=request.method in READ_METHODS,
         )
-    return CurrentSession(auth_session=auth_session, via_cookie=via_cookie)
+    return CurrentSession(auth_session=auth_session, subject=row, via_cookie=via_cookie)
 
 
-def current_session(subject_kind: SubjectKind) -> Callable[..., Awaitable[CurrentSession]]:
-    """A dependency: the caller's live session of `subject_kind` (401 without one, 403 on a CSRF failure)."""
+def current_session(
+    subject_kind: SubjectKind, subject: type[Subject]
+) -> Callable[..., Awaitable[CurrentSession[Subject]]]:
+    """A dependency: the caller's live session of `subject_kind` and its `subject` row (401 without one, 403 on a
+    CSRF failure)."""
 
-    async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> CurrentSession:
-        return await authenticate_session(request, session, settings, subject_kind=subject_kind)
+    async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> CurrentSession[Subject]:
+        return await authenticate_session(request, session, settings, subject_kind=subject_kind, subject=subject)
 
     return dependency
 
@@ -197,9 +205,9 @@ async def _staff_principal(
     permission: str | None,
     allow_two_factor_pending: bool,
 ) -> StaffPrincipal:
-    current = await authenticate_session(request, session, settings, subject_kind="staff")
-    user = await session.get(StaffUser, current.auth_session.subject_id)
-    if user is None or not user.is_active:
+    current = await authenticate_session(request, session, settings, subject_kind="staff", subject=StaffUser)
+    user = current.subject
+    if not user.is_active:
         raise Unauthorized("this account is deactivated")
     if not allow_two_factor_pending and two_factor_blocks(settings, current.auth_session):
         raise Forbidden(TWO_FACTOR_REQUIRED)

@@ -534,21 +534,25 @@ async def partner_period(session: AsyncSession, partner_id: int, first: date, la
         days[day] = DayCounts(int(clicks), int(bots), int(signups))
         visitors += int(day_visitors)
         buyers += int(day_buyers)
-    in_revenue = (_revenue.c.partner_id == partner_id, _revenue.c.day >= first, _revenue.c.day <= last)
-    revenue = await session.execute(
+    revenue_rows = await session.execute(
         sa.select(
+            _revenue.c.day,
             _revenue.c.currency,
             sa.func.sum(_revenue.c.purchases),
             sa.func.sum(_revenue.c.gross),
             sa.func.sum(_revenue.c.refunded),
         )
-        .where(*in_revenue)
-        .group_by(_revenue.c.currency)
-        .having(sa.func.sum(_revenue.c.purchases) != 0)
+        .where(_revenue.c.partner_id == partner_id, _revenue.c.day >= first, _revenue.c.day <= last)
+        .group_by(_revenue.c.day, _revenue.c.currency)
     )
-    purchases = await session.execute(
-        sa.select(_revenue.c.day, sa.func.sum(_revenue.c.purchases)).where(*in_revenue).group_by(_revenue.c.day)
-    )
+    purchases_by_day: defaultdict[date, int] = defaultdict(int)
+    revenue: defaultdict[str, list[int]] = _counters(3)
+    for day, currency, purchases, gross, refunded in revenue_rows:
+        purchases_by_day[as_date(day)] += int(purchases)
+        totals = revenue[currency]
+        totals[0] += int(purchases)
+        totals[1] += int(gross)
+        totals[2] += int(refunded)
     in_commissions = (
         _commissions.c.partner_id == partner_id,
         _commissions.c.day >= first,
@@ -585,8 +589,8 @@ async def partner_period(session: AsyncSession, partner_id: int, first: date, la
         days=days,
         visitors=None if seen_later[0] else visitors,
         buyers=None if seen_later[1] else buyers,
-        purchases_by_day={as_date(day): int(n) for day, n in purchases},
-        revenue=[RevenueTotal(c, int(n), int(g), int(r)) for c, n, g, r in revenue],
+        purchases_by_day=dict(purchases_by_day),
+        revenue=[RevenueTotal(currency, n, g, r) for currency, (n, g, r) in revenue.items() if n != 0],
         commissions=[CommissionTotal(s, c, int(lv), int(n), int(a), int(r)) for s, c, lv, n, a, r in commissions],
         earnings_by_day=dict(earnings_by_day),
     )

@@ -151,11 +151,11 @@ async def partner_viewer(request: Request, session: AsyncSession) -> PartnerView
     """The logged-in partner (cookie, CSRF checked on POST); LoginRequired otherwise."""
     settings = settings_of(request)
     try:
-        current = await authenticate_session(request, session, settings, subject_kind="partner")
+        current = await authenticate_session(request, session, settings, subject_kind="partner", subject=Partner)
     except Unauthorized:
         raise LoginRequired(PARTNER_LOGIN) from None
-    partner = await session.get(Partner, current.auth_session.subject_id)
-    if partner is None or partner.status == "banned":
+    partner = current.subject
+    if partner.status == "banned":
         raise LoginRequired(PARTNER_LOGIN)
     return PartnerViewer(partner, current.auth_session.csrf_token, current.auth_session.id)
 
@@ -170,11 +170,11 @@ async def staff_viewer(
     """
     settings = settings_of(request)
     try:
-        current = await authenticate_session(request, session, settings, subject_kind="staff")
+        current = await authenticate_session(request, session, settings, subject_kind="staff", subject=StaffUser)
     except Unauthorized:
         raise LoginRequired(STAFF_LOGIN) from None
-    user = await session.get(StaffUser, current.auth_session.subject_id)
-    if user is None or not user.is_active:
+    user = current.subject
+    if not user.is_active:
         raise LoginRequired(STAFF_LOGIN)
     if not enrolling and two_factor_blocks(settings, current.auth_session):
         raise LoginRequired(STAFF_TWO_FACTOR)
