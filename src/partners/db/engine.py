@@ -9,6 +9,7 @@ statement with its parameters; write connections reuse plans, which a connection
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import weakref
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from partners.db import pipeline
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WAL_SWITCH_RETRY_SECONDS = 0.02
 # psycopg prepares a statement run 5 times; PostgreSQL then reuses a generic plan, made with the table sizes of
 # that moment and remade only after an ANALYZE (autovacuum; never, where it is off). A plan made while a table was
 # small scans the whole table as it grows: the purchase answers' UPDATE took 23 ms (82% of PostgreSQL's statement
@@ -120,6 +122,24 @@ def _ensure_sqlite_folder(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """WAL is kept in the file, so this switches a database once. The switch does not wait for the busy timeout:
+    connections opening a new database at once (several workers or processes) failed with "database is locked"
+    while another was switching. The loser waits (a blocking pause: only in that race) until the winner is done."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_SWITCH_RETRY_SECONDS)
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
@@ -128,9 +148,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Let SQLAlchemy, not the driver, decide when a transaction begins (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _switch_to_wal(cursor)
+        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
