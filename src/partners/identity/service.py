@@ -233,7 +233,8 @@ async def resolve_session(
 ) -> tuple[AuthSession, Subject] | None:
     """The live (not expired, not revoked) session of this kind that the token opens and its subject's row (a
     `subject`: Partner or StaffUser), read in one statement; None without either. Every authenticated request
-    starts here: reading the subject with its own statement was ~0.4 ms more of a worker's CPU per request."""
+    starts here: reading the subject with a statement of its own cost a worker 0.3-0.5 ms of CPU more per request
+    (bench/README.md, round 12)."""
     now = now or utcnow()
     found = (
         await session.execute(
