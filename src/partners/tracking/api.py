@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from partners.affiliates.deps import ApprovedPartnerDep, PartnerDep
+from partners.affiliates.deps import ApprovedPartnerDep, PartnerDep, PartnerPrincipal
 from partners.audit.service import Actor
 from partners.db.session import Database
 from partners.db.types import utcnow
@@ -104,7 +104,7 @@ async def generate_link(
 ) -> LinkOut:
     link = await service.create_link(session, partner_id=partner.partner_id, data=body)
     service.link_cache(request.app.state).discard(link.code)
-    return _link_out(settings, link, await service.referral_code_of(session, partner.partner_id))
+    return _link_out(settings, link, partner.row.referral_code)
 
 
 @router.post("/affiliate/links/{link_id}/deactivate", tags=["affiliate"])
@@ -112,7 +112,7 @@ async def deactivate_link(
     link_id: int, request: Request, partner: PartnerDep, session: SessionDep, settings: SettingsDep
 ) -> LinkOut:
     """Switch one of your links off: it answers 404 within 30 s; its history stays."""
-    return await _switch_link(request, session, settings, partner.partner_id, link_id, active=False)
+    return await _switch_link(request, session, settings, partner, link_id, active=False)
 
 
 @router.post("/affiliate/links/{link_id}/activate", tags=["affiliate"])
@@ -120,15 +120,21 @@ async def activate_link(
     link_id: int, request: Request, partner: ApprovedPartnerDep, session: SessionDep, settings: SettingsDep
 ) -> LinkOut:
     """Switch one of your links on again."""
-    return await _switch_link(request, session, settings, partner.partner_id, link_id, active=True)
+    return await _switch_link(request, session, settings, partner, link_id, active=True)
 
 
 async def _switch_link(
-    request: Request, session: AsyncSession, settings: Settings, partner_id: int, link_id: int, *, active: bool
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    partner: PartnerPrincipal,
+    link_id: int,
+    *,
+    active: bool,
 ) -> LinkOut:
-    link = await service.set_link_active(session, partner_id=partner_id, link_id=link_id, active=active)
+    link = await service.set_link_active(session, partner_id=partner.partner_id, link_id=link_id, active=active)
     service.link_cache(request.app.state).discard(link.code)  # this process at once; the others within the cache's 30 s
-    return _link_out(settings, link, await service.referral_code_of(session, partner_id))
+    return _link_out(settings, link, partner.row.referral_code)
 
 
 @router.get("/affiliate/links", tags=["affiliate"])
@@ -149,7 +155,7 @@ async def list_links(
         limit=limit,
         offset=offset,
     )
-    referral_code = await service.referral_code_of(session, partner.partner_id)
+    referral_code = partner.row.referral_code
     return LinkPage(
         items=[_with_stats(settings, link, referral_code, stats) for link, stats in items],
         total=total,

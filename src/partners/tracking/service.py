@@ -224,11 +224,6 @@ async def set_link_active(session: AsyncSession, *, partner_id: int, link_id: in
     return link
 
 
-async def referral_code_of(session: AsyncSession, partner_id: int) -> str:
-    partner, _program = await _partner_and_program(session, partner_id)
-    return partner.referral_code
-
-
 async def list_links(
     session: AsyncSession,
     *,
