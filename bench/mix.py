@@ -25,7 +25,6 @@ from bench.options import Options
 from bench.purchase import script as purchase_script
 
 CLIENTS_EACH = 25
-ENDPOINTS = 4
 TARGET_P99_MS = 50.0
 LOAD_SHARES = (0.25, 0.5, 0.75)  # of the saturated throughput
 # Between the saturated run and the paced ones: the database finishes the writes the saturated run queued, so the
@@ -55,10 +54,10 @@ end
     )
 
 
-def think_ms(share: float, saturated_rps: float) -> float:
-    """The mean pause that makes the 100 clients offer `share` of the saturated throughput (their answers' own
+def think_ms(share: float, saturated_rps: float, clients: int) -> float:
+    """The mean pause that makes `clients` clients offer `share` of the saturated throughput (their answers' own
     time left out: the rate reached is a little lower)."""
-    return CLIENTS_EACH * ENDPOINTS / (share * saturated_rps) * 1000
+    return clients / (share * saturated_rps) * 1000
 
 
 def below_saturation(
@@ -67,10 +66,11 @@ def below_saturation(
     """The mix again with the clients pausing between requests, at each of `LOAD_SHARES`."""
     below = []
     for share in LOAD_SHARES:
-        pause = think_ms(share, saturated_rps)
+        endpoints = scripts(f"paced-{secrets.token_hex(3)}")
+        pause = think_ms(share, saturated_rps, CLIENTS_EACH * len(endpoints))
         runs = {
             name: common.Wrk(server.base_url, paced(lua, pause), CLIENTS_EACH, seconds, threads=1).start()
-            for name, lua in scripts(f"paced-{secrets.token_hex(3)}").items()
+            for name, lua in endpoints.items()
         }
         results = {name: run.result() for name, run in runs.items()}
         worst = max(result.p99_ms for result in results.values())
