@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench import common, dashboard
+from bench import common, cpu, dashboard
 from bench.generate import credentials
 from bench.options import Options
 from bench.purchase import script as purchase_script
@@ -111,13 +111,23 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
             name: common.Wrk(server.base_url, lua, CLIENTS_EACH, options.seconds * 2, threads=1).start()
             for name, lua in scripts(f"mix-{secrets.token_hex(3)}").items()
         }
-        with options.profiler(server, f"mix-{engine}", options.seconds * 2):
+        meter = cpu.Meter(common.server_pids(server), postgres=engine == "postgresql")
+        with options.profiler(server, f"mix-{engine}", options.seconds * 2), meter:
             results = {name: run.result() for name, run in runs.items()}
+        cpu_per_request = meter.per_operation(sum(result.requests for result in results.values()))
         for name, result in results.items():
             common.log(f"  {name}: {result.rps:,.0f} req/s, p50 {result.p50_ms} ms, p99 {result.p99_ms} ms")
+        common.log(f"  CPU per request: {cpu.describe(cpu_per_request, 'wrk')}")
         time.sleep(SETTLE_SECONDS)
         below = below_saturation(server, scripts, sum(result.rps for result in results.values()), options.seconds * 2)
-    return {"engine": engine, "workers": workers, "clients_each": CLIENTS_EACH, "results": results, "below": below}
+    return {
+        "engine": engine,
+        "workers": workers,
+        "clients_each": CLIENTS_EACH,
+        "results": results,
+        "cpu_per_request": cpu_per_request,  # the saturated run's, all endpoints together (bench/cpu.py)
+        "below": below,
+    }
 
 
 def _below_table(engines: dict[common.Engine, dict[str, Any]]) -> str:
@@ -169,7 +179,11 @@ def run(options: Options) -> dict[str, Any]:
     table = common.markdown_table(
         ["engine", "endpoint", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "p99 < 50 ms"], rows
     )
-    table = "### API mix (100 concurrent clients)\n\n" + table + "\n\n" + _below_table(engines)
+    spent = "\n".join(
+        f"- {engine}, CPU per request (all four endpoints): {cpu.describe(data['cpu_per_request'], 'wrk')}"
+        for engine, data in engines.items()
+    )
+    table = "### API mix (100 concurrent clients)\n\n" + table + "\n\n" + spent + "\n\n" + _below_table(engines)
     data = {"settings": asdict(options.settings()), "engines": engines}
     common.write_results("mix", data, table)
     return data

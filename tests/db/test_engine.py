@@ -1,7 +1,8 @@
 """`db.engine` on PostgreSQL: on read connections, statements psycopg prepares are planned with their parameters at
 each execution (no generic plan made while a table was small and kept as it grows); write connections keep
 generic plans and are replaced after `GENERIC_PLAN_MAX_AGE_SECONDS`; a URL's own `options` still apply; a pooled
-connection is pinged before use only after it sat idle (a dead one is then replaced unseen)."""
+connection is pinged before use only after it sat idle (a dead one is then replaced unseen); read units of work
+run each statement outside a transaction block and PostgreSQL refuses their writes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from partners.db import engine as engine_module
 from partners.db.engine import create_engine
 from partners.db.session import Database
+from partners.jobs.models import Job
 from tests.conftest import IN_CI, PG_URL, prepare_postgres
 
 PREPARED_AFTER = 5  # psycopg's prepare_threshold: from the 6th execution on, a statement runs prepared
@@ -60,7 +62,7 @@ async def test_writers_reuse_generic_plans_on_connections_of_limited_age(postgre
     try:
         generic, custom = await _plans_of_a_lookup(database.write_sessions.kw["bind"])
         assert (generic, custom) == (PREPARED_RUNS - CUSTOM_FIRST, CUSTOM_FIRST)
-        assert await _plans_of_a_lookup(database.engine) == (0, PREPARED_RUNS)  # reads still plan each time
+        assert await _plans_of_a_lookup(database.read_sessions.kw["bind"]) == (0, PREPARED_RUNS)  # reads: each time
         assert database.write_sessions.kw["bind"].pool._recycle == engine_module.GENERIC_PLAN_MAX_AGE_SECONDS
     finally:
         await database.dispose()
@@ -150,3 +152,45 @@ async def test_a_connection_in_steady_use_is_not_pinged_and_a_broken_one_fails_o
         assert await _backend_pid(engine) != first  # the pool dropped the broken connection
     finally:
         await engine.dispose()
+
+
+async def test_a_read_unit_of_work_runs_each_statement_on_its_own(postgres_url: str) -> None:
+    """No BEGIN and no ROLLBACK: each statement is a transaction of its own, so `now()` (a transaction's start)
+    moves from one statement to the next."""
+    database = Database(create_engine(postgres_url))
+    try:
+        async with database.read() as session:
+            first = await session.scalar(sa.text("SELECT now()"))
+            await session.execute(sa.text("SELECT pg_sleep(0.01)"))
+            second = await session.scalar(sa.text("SELECT now()"))
+            in_block = await session.scalar(sa.text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL"))
+        async with database.write() as session:  # a write unit of work is one transaction
+            start = await session.scalar(sa.text("SELECT now()"))
+            await session.execute(sa.text("SELECT pg_sleep(0.01)"))
+            same = await session.scalar(sa.text("SELECT now()"))
+    finally:
+        await database.dispose()
+    assert first is not None and second is not None and second > first
+    assert in_block is False
+    assert start == same
+
+
+async def test_a_write_in_a_read_unit_of_work_is_refused_and_nothing_is_stored(postgres_url: str) -> None:
+    database = Database(create_engine(postgres_url))
+    jobs = sa.select(sa.func.count()).select_from(Job).where(Job.name == "read-only-probe")
+    try:
+        async with database.write() as session:
+            before = await session.scalar(jobs)
+        with pytest.raises(DBAPIError, match="read-only transaction"):
+            async with database.read() as session:
+                await session.execute(
+                    sa.text(
+                        "INSERT INTO jobs (name, payload, status, attempts, max_attempts, run_after, created_at) "
+                        "VALUES ('read-only-probe', '{}', 'queued', 0, 1, now(), now())"
+                    )
+                )
+        async with database.write() as session:
+            after = await session.scalar(jobs)
+    finally:
+        await database.dispose()
+    assert before == after == 0

@@ -161,10 +161,11 @@ async def logout(
 @router.get("/affiliate/me", tags=["affiliates"])
 async def me(principal: PartnerDep, session: SessionDep, settings: SettingsDep) -> MeOut:
     partner = await service.get_partner(session, principal.partner_id)
+    pending = await service.agreement_pending(session, partner)
     return MeOut(
         partner=await _partner_out(session, settings, partner),
-        can_earn=await service.can_earn(session, partner),
-        agreement_required=await service.agreement_pending(session, partner),
+        can_earn=service.earns(partner, agreement_pending=pending),
+        agreement_required=pending,
     )
 
 

@@ -635,9 +635,13 @@ async def agreement_pending(session: AsyncSession, partner: Partner) -> bool:
     return current is not None and await find_acceptance(session, partner.id, current) is None
 
 
-async def can_earn(session: AsyncSession, partner: Partner) -> bool:
+def earns(partner: Partner, *, agreement_pending: bool) -> bool:
     """Approved, and the program's current agreement (if it has one) accepted."""
-    return partner.status == "approved" and not await agreement_pending(session, partner)
+    return partner.status == "approved" and not agreement_pending
+
+
+async def can_earn(session: AsyncSession, partner: Partner) -> bool:
+    return earns(partner, agreement_pending=await agreement_pending(session, partner))
 
 
 # --- the tree --------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ SQLite: WAL, foreign keys on, a busy timeout, and `BEGIN IMMEDIATE` for write un
 never deadlock on a lock upgrade. Reads use a plain deferred `BEGIN`.
 PostgreSQL: psycopg 3, READ COMMITTED; the ledger locks balance rows in a sorted order. Read connections plan every
 statement with its parameters; write connections reuse plans, which a connection keeps 10 minutes at most
-(`CUSTOM_PLANS`, `GENERIC_PLANS`, below).
+(`CUSTOM_PLANS`, `GENERIC_PLANS`, below). Read connections run each statement on its own and refuse writes
+(`READ_ONLY`, below).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ WAL_SWITCH_RETRY_SECONDS = 0.02
 CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
 GENERIC_PLANS = "-c plan_cache_mode=auto"
 GENERIC_PLAN_MAX_AGE_SECONDS = 600
+# Read connections (`create_engine(read_only=True)`, the read units of work) run each statement on its own,
+# outside a transaction block: under READ COMMITTED every statement of a transaction takes a snapshot of its own
+# anyway, so a read unit of work sees the same, and it saves psycopg's BEGIN and the ROLLBACK at its end, two
+# round trips: ~210-280 µs of a worker's CPU per read unit of work, measured in one process (bench/README.md,
+# round 13). PostgreSQL refuses any write sent on them ("cannot execute ... in a read-only transaction"), so a
+# write put in a read unit of work by mistake fails instead of being committed at once.
+READ_ONLY = "-c default_transaction_read_only=on"
 WRITE_OPTION = "partners_write"
 # A pooled PostgreSQL connection is pinged before use only when it sat unused in the pool this long: SQLAlchemy's
 # pre-ping, a round trip at every checkout, cost ~150-200 µs of a worker's CPU per unit of work (bench/README.md,
@@ -62,11 +70,13 @@ def normalise_database_url(url: str) -> str:
 _RECIPES: weakref.WeakKeyDictionary[AsyncEngine, tuple[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
-def create_engine(url: str, *, generic_plans: bool = False, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, generic_plans: bool = False, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
     """JSON columns are read with orjson (the standard library's decoder was ~4% of a purchase batch's Python
     time in the workers: the chain query's bonus steps, bench/README.md round 6). `generic_plans`: PostgreSQL
     may reuse a statement's plan, and connections are replaced after `GENERIC_PLAN_MAX_AGE_SECONDS` (the write
-    engine, `db.session.Database`)."""
+    engine, `db.session.Database`). `read_only`: on PostgreSQL, statements run outside transaction blocks and
+    writes are refused (`READ_ONLY`; the read engine); SQLite reads keep their transaction, which gives them
+    one snapshot of the file."""
     url = normalise_database_url(url)
     given = {"json_deserializer": orjson.loads, **kwargs}
     if url.startswith("sqlite"):
@@ -77,8 +87,11 @@ def create_engine(url: str, *, generic_plans: bool = False, **kwargs: Any) -> As
         options = {"pool_size": 10, "max_overflow": 20, **given}
         if generic_plans:
             options.setdefault("pool_recycle", GENERIC_PLAN_MAX_AGE_SECONDS)
-        plans = GENERIC_PLANS if generic_plans else CUSTOM_PLANS
-        engine = create_async_engine(url, connect_args={"options": _postgres_options(url, plans)}, **options)
+        ours = GENERIC_PLANS if generic_plans else CUSTOM_PLANS
+        if read_only:
+            ours = f"{ours} {READ_ONLY}"
+            options.setdefault("isolation_level", "AUTOCOMMIT")
+        engine = create_async_engine(url, connect_args={"options": _postgres_options(url, ours)}, **options)
         pipeline.listen(engine.sync_engine)
         _ping_after_idle(engine)
     _RECIPES[engine] = (url, kwargs)
@@ -109,11 +122,13 @@ def _postgres_options(url: str, ours: str) -> str:
     return " ".join([*(given if isinstance(given, tuple) else [given]), ours]).strip()
 
 
-def sibling_engine(engine: AsyncEngine, *, generic_plans: bool = False, **defaults: Any) -> AsyncEngine:
+def sibling_engine(
+    engine: AsyncEngine, *, generic_plans: bool = False, read_only: bool = False, **defaults: Any
+) -> AsyncEngine:
     """Another engine on the same database with the same settings (`defaults` for those not given) and a
     connection pool of its own."""
     url, kwargs = _RECIPES[engine]
-    return create_engine(url, generic_plans=generic_plans, **{**defaults, **kwargs})
+    return create_engine(url, generic_plans=generic_plans, read_only=read_only, **{**defaults, **kwargs})
 
 
 def _ensure_sqlite_folder(url: str) -> None:

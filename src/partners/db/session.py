@@ -15,7 +15,7 @@ from partners.db.engine import WRITE_OPTION, sibling_engine
 from partners.db.registry import load_all_models
 
 # PostgreSQL connections per process: 10 + 20 for reads (engine.py) and these for writes.
-WRITE_POOL = {"pool_size": 5, "max_overflow": 10}
+WRITE_POOL: dict[str, Any] = {"pool_size": 5, "max_overflow": 10}
 
 
 def dialect_name(session: Session | AsyncSession) -> str:
@@ -31,7 +31,8 @@ def dialect_insert(session: Session | AsyncSession, table: Any) -> Any:
 
 
 class Database:
-    """Two engines and their session factories: writes (`BEGIN IMMEDIATE` on SQLite) and reads.
+    """Two engines and their session factories: writes (`BEGIN IMMEDIATE` on SQLite) and reads (on PostgreSQL
+    outside transaction blocks, read-only: `db.engine.READ_ONLY`).
 
     Writes have a connection pool of their own: with one shared pool, a write waited for a connection behind
     every read queued before it, and under a read-heavy load purchase events starved (benchmark 4,
@@ -44,8 +45,9 @@ class Database:
         self._write_engine = sibling_engine(engine, generic_plans=True, **pool).execution_options(
             **{WRITE_OPTION: True}
         )
+        self._read_engine = engine if engine.dialect.name == "sqlite" else sibling_engine(engine, read_only=True)
         self.write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
-        self.read_sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
         # SQLite has one writer at a time. This process's write units of work take turns here, in order, instead
         # of each polling the file lock: sqlite3's busy handler sleeps up to 100 ms between tries, so waiters
         # came in at random after long idle gaps (bench/: seconds of p99 at 8 concurrent purchase events).
@@ -72,4 +74,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self._write_engine.dispose()
+        if self._read_engine is not self.engine:
+            await self._read_engine.dispose()
         await self.engine.dispose()

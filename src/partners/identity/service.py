@@ -8,9 +8,9 @@ import secrets
 import string
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from partners.db.base import IdMixin
@@ -222,6 +222,27 @@ async def start_session(
     return token, csrf_token
 
 
+# `resolve_session`'s statement for each kind of subject, built once: every authenticated request runs it.
+_LIVE_SESSION_QUERIES: dict[type[IdMixin], Select[AuthSession, IdMixin]] = {}
+
+
+def _live_session_query(subject: type[Subject]) -> Select[AuthSession, Subject]:
+    """The parameters: token_hash, subject_kind, now."""
+    query = _LIVE_SESSION_QUERIES.get(subject)
+    if query is None:
+        query = _LIVE_SESSION_QUERIES[subject] = (
+            select(AuthSession, subject)
+            .join(subject, subject.id == AuthSession.subject_id)
+            .where(
+                AuthSession.token_hash == bindparam("token_hash"),
+                AuthSession.subject_kind == bindparam("subject_kind"),
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > bindparam("now"),
+            )
+        )
+    return cast("Select[AuthSession, Subject]", query)
+
+
 async def resolve_session(
     session: AsyncSession,
     settings: Settings,
@@ -238,14 +259,8 @@ async def resolve_session(
     now = now or utcnow()
     found = (
         await session.execute(
-            select(AuthSession, subject)
-            .join(subject, subject.id == AuthSession.subject_id)
-            .where(
-                AuthSession.token_hash == hash_session_token(settings, token),
-                AuthSession.subject_kind == subject_kind,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-            )
+            _live_session_query(subject),
+            {"token_hash": hash_session_token(settings, token), "subject_kind": subject_kind, "now": now},
         )
     ).one_or_none()
     return None if found is None else (found[0], found[1])

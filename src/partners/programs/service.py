@@ -105,10 +105,18 @@ async def list_programs(session: AsyncSession) -> list[Program]:
     return list(await session.scalars(sa.select(Program).order_by(Program.id)))
 
 
+async def find_default_program(session: AsyncSession) -> Program | None:
+    """The program flagged `is_default` (None before the first one is made: `ensure_default_program`)."""
+    found: Program | None = await session.scalar(
+        sa.select(Program).where(Program.is_default.is_(True)).order_by(Program.id).limit(1)
+    )
+    return found
+
+
 async def ensure_default_program(session: AsyncSession, settings: Settings) -> Program:
     """The default program: the one flagged `is_default`, else "namaskah", created once with the default
-    tiers. Safe when two first requests race (the inserts ignore conflicts)."""
-    program = await session.scalar(sa.select(Program).where(Program.is_default.is_(True)).order_by(Program.id).limit(1))
+    tiers (a write unit of work). Safe when two first requests race (the inserts ignore conflicts)."""
+    program = await find_default_program(session)
     if program is None:
         await session.execute(
             dialect_insert(session, Program)

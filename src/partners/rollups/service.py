@@ -517,12 +517,60 @@ class PartnerPeriod:
     earnings_by_day: dict[date, dict[str, int]]  # net commissions (all levels) on the day's sales, per currency
 
 
-async def partner_period(session: AsyncSession, partner_id: int, first: date, last: date) -> PartnerPeriod:
-    day_rows = await session.execute(
-        sa.select(
-            _days.c.day, _days.c.clicks, _days.c.bot_clicks, _days.c.signups, _days.c.visitors, _days.c.buyers
-        ).where(_days.c.partner_id == partner_id, _days.c.day >= first)
+# The dashboard's reads, built once: building a statement costs a worker about as much CPU as running it
+# (bench/README.md, round 13). The parameters: partner_id, first, last.
+_PERIOD_DAYS = sa.select(
+    _days.c.day, _days.c.clicks, _days.c.bot_clicks, _days.c.signups, _days.c.visitors, _days.c.buyers
+).where(_days.c.partner_id == sa.bindparam("partner_id"), _days.c.day >= sa.bindparam("first"))
+_PERIOD_REVENUE = (
+    sa.select(
+        _revenue.c.day,
+        _revenue.c.currency,
+        sa.func.sum(_revenue.c.purchases),
+        sa.func.sum(_revenue.c.gross),
+        sa.func.sum(_revenue.c.refunded),
     )
+    .where(
+        _revenue.c.partner_id == sa.bindparam("partner_id"),
+        _revenue.c.day >= sa.bindparam("first"),
+        _revenue.c.day <= sa.bindparam("last"),
+    )
+    .group_by(_revenue.c.day, _revenue.c.currency)
+)
+_IN_PERIOD_COMMISSIONS = (
+    _commissions.c.partner_id == sa.bindparam("partner_id"),
+    _commissions.c.day >= sa.bindparam("first"),
+    _commissions.c.day <= sa.bindparam("last"),
+)
+_COMMISSION_COUNT = sa.func.sum(_commissions.c.count)
+_PERIOD_COMMISSIONS = (
+    sa.select(
+        _commissions.c.status,
+        _commissions.c.currency,
+        _commissions.c.level,
+        _COMMISSION_COUNT,
+        sa.func.sum(_commissions.c.amount),
+        sa.func.sum(_commissions.c.reversed),
+    )
+    .where(*_IN_PERIOD_COMMISSIONS)
+    .group_by(_commissions.c.status, _commissions.c.currency, _commissions.c.level)
+    .having(_COMMISSION_COUNT != 0)
+)
+_PERIOD_EARNINGS = (
+    sa.select(
+        _commissions.c.day,
+        _commissions.c.currency,
+        sa.func.sum(_commissions.c.amount - _commissions.c.reversed),
+    )
+    .where(*_IN_PERIOD_COMMISSIONS)
+    .group_by(_commissions.c.day, _commissions.c.currency)
+    .having(_COMMISSION_COUNT != 0)
+)
+
+
+async def partner_period(session: AsyncSession, partner_id: int, first: date, last: date) -> PartnerPeriod:
+    period = {"partner_id": partner_id, "first": first, "last": last}
+    day_rows = await session.execute(_PERIOD_DAYS, period)
     days: dict[date, DayCounts] = {}
     visitors = buyers = 0
     seen_later = [False, False]
@@ -534,17 +582,7 @@ async def partner_period(session: AsyncSession, partner_id: int, first: date, la
         days[day] = DayCounts(int(clicks), int(bots), int(signups))
         visitors += int(day_visitors)
         buyers += int(day_buyers)
-    revenue_rows = await session.execute(
-        sa.select(
-            _revenue.c.day,
-            _revenue.c.currency,
-            sa.func.sum(_revenue.c.purchases),
-            sa.func.sum(_revenue.c.gross),
-            sa.func.sum(_revenue.c.refunded),
-        )
-        .where(_revenue.c.partner_id == partner_id, _revenue.c.day >= first, _revenue.c.day <= last)
-        .group_by(_revenue.c.day, _revenue.c.currency)
-    )
+    revenue_rows = await session.execute(_PERIOD_REVENUE, period)
     purchases_by_day: defaultdict[date, int] = defaultdict(int)
     revenue: defaultdict[str, list[int]] = _counters(3)
     for day, currency, purchases, gross, refunded in revenue_rows:
@@ -553,35 +591,8 @@ async def partner_period(session: AsyncSession, partner_id: int, first: date, la
         totals[0] += int(purchases)
         totals[1] += int(gross)
         totals[2] += int(refunded)
-    in_commissions = (
-        _commissions.c.partner_id == partner_id,
-        _commissions.c.day >= first,
-        _commissions.c.day <= last,
-    )
-    count = sa.func.sum(_commissions.c.count)
-    commissions = await session.execute(
-        sa.select(
-            _commissions.c.status,
-            _commissions.c.currency,
-            _commissions.c.level,
-            count,
-            sa.func.sum(_commissions.c.amount),
-            sa.func.sum(_commissions.c.reversed),
-        )
-        .where(*in_commissions)
-        .group_by(_commissions.c.status, _commissions.c.currency, _commissions.c.level)
-        .having(count != 0)
-    )
-    earnings = await session.execute(
-        sa.select(
-            _commissions.c.day,
-            _commissions.c.currency,
-            sa.func.sum(_commissions.c.amount - _commissions.c.reversed),
-        )
-        .where(*in_commissions)
-        .group_by(_commissions.c.day, _commissions.c.currency)
-        .having(count != 0)
-    )
+    commissions = await session.execute(_PERIOD_COMMISSIONS, period)
+    earnings = await session.execute(_PERIOD_EARNINGS, period)
     earnings_by_day: dict[date, dict[str, int]] = defaultdict(dict)
     for day, currency, net in earnings:
         earnings_by_day[as_date(day)][currency] = int(net)
@@ -623,6 +634,28 @@ class LinkTotals:
     buyers: int
 
 
+@functools.cache
+def _link_totals_query(from_first: bool, to_last: bool) -> sa.Select[Any]:
+    """`link_totals`' statement for a period bounded or not on each side, built once (its eleven sums and cases
+    took a worker ~0.3 ms to build; bench/README.md, round 13). The parameters: link_ids, first, last."""
+    days = _link_days.c
+    in_period: sa.ColumnElement[bool] = days.day <= sa.bindparam("last") if to_last else sa.true()
+    counters = (days.clicks, days.bot_clicks, days.visitors, days.signups, days.buyers)
+    return (
+        sa.select(
+            days.link_id,
+            *(sa.func.coalesce(sa.func.sum(sa.case((in_period, column), else_=0)), 0) for column in counters),
+            sa.func.max(sa.case((sa.and_(~in_period, days.visitors > 0), 1), else_=0)),
+        )
+        .where(
+            days.link_id.in_(sa.bindparam("link_ids", expanding=True)),
+            *([days.day >= sa.bindparam("first")] if from_first else []),
+        )
+        .group_by(days.link_id)
+        .having(sa.func.sum(sa.case((in_period, 1), else_=0)) > 0)
+    )
+
+
 async def link_totals(
     session: AsyncSession, link_ids: Sequence[int], first: date | None, last: date | None
 ) -> dict[int, LinkTotals]:
@@ -631,21 +664,10 @@ async def link_totals(
     Unique visitors are known only if none of the link's visitors was last seen after `last`."""
     if not link_ids:
         return {}
-    days = _link_days.c
-    in_period: sa.ColumnElement[bool] = days.day <= last if last is not None else sa.true()
-    counters = (days.clicks, days.bot_clicks, days.visitors, days.signups, days.buyers)
-    query = (
-        sa.select(
-            days.link_id,
-            *(sa.func.coalesce(sa.func.sum(sa.case((in_period, column), else_=0)), 0) for column in counters),
-            sa.func.max(sa.case((sa.and_(~in_period, days.visitors > 0), 1), else_=0)),
-        )
-        .where(days.link_id.in_(link_ids), *([days.day >= first] if first is not None else []))
-        .group_by(days.link_id)
-        .having(sa.func.sum(sa.case((in_period, 1), else_=0)) > 0)
-    )
+    query = _link_totals_query(first is not None, last is not None)
+    parameters = {"link_ids": list(link_ids), "first": first, "last": last}
     totals: dict[int, LinkTotals] = {}
-    for row in await session.execute(query):
+    for row in await session.execute(query, parameters):
         link_id, clicks, bots, visitors, signups, buyers, seen_later = tuple(row)
         totals[int(link_id)] = LinkTotals(
             clicks=int(clicks),

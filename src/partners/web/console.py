@@ -196,8 +196,8 @@ async def overview(request: Request, session: SessionDep) -> Response:
     period = request.query_params.get("period", "30d")
     period = period if period in dict(PERIODS) else "30d"
     window = dashboards.resolve_window(first=None, last=None, period=period, today=utcnow().date())
-    program = await programs.ensure_default_program(session, settings_of(request))
-    currency = program.currency
+    program = await programs.find_default_program(session)  # a read: none before the first partner or event
+    currency = program.currency if program is not None else programs.DEFAULT_PROGRAM_CURRENCY
     figures = await reports.overview(session, window)
     series = await reports.daily_series(session, window, currency)
     days = reports.days_of(window)
