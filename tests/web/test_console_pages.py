@@ -81,6 +81,18 @@ async def test_a_staff_member_turns_two_factor_on_with_a_code_and_off_again(
     assert "Two-factor authentication is off" in (await client.get(disabled.headers["location"])).text
 
 
+async def test_the_overview_before_any_programme_shows_the_default_currency_and_writes_nothing(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """A page is a read: the overview of an empty platform does not create the default programme (on PostgreSQL a
+    read unit of work cannot write at all)."""
+    overview = await log_in_staff(database, client, Role.VIEWER)
+    assert overview.status_code == 200
+    assert f"({programs.DEFAULT_PROGRAM_CURRENCY})" in overview.text  # the chart's series labels
+    async with database.read() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(Program)) == 0
+
+
 async def test_enrolment_forms_need_the_session_csrf_token(client: httpx.AsyncClient, database: Database) -> None:
     await log_in_staff(database, client, Role.SUPPORT)
     refused = await client.post("/console/security/setup")
