@@ -517,8 +517,8 @@ class PartnerPeriod:
     earnings_by_day: dict[date, dict[str, int]]  # net commissions (all levels) on the day's sales, per currency
 
 
-# The dashboard's reads, built once: building a statement costs a worker about as much CPU as running it
-# (bench/README.md, round 13). The parameters: partner_id, first, last.
+# The dashboard's reads, built once: building the read endpoints' statements at each request was 10-15% of their
+# CPU (bench/README.md, round 13). The parameters: partner_id, first, last.
 _PERIOD_DAYS = sa.select(
     _days.c.day, _days.c.clicks, _days.c.bot_clicks, _days.c.signups, _days.c.visitors, _days.c.buyers
 ).where(_days.c.partner_id == sa.bindparam("partner_id"), _days.c.day >= sa.bindparam("first"))
@@ -637,7 +637,7 @@ class LinkTotals:
 @functools.cache
 def _link_totals_query(from_first: bool, to_last: bool) -> sa.Select[Any]:
     """`link_totals`' statement for a period bounded or not on each side, built once (its eleven sums and cases
-    took a worker ~0.3 ms to build; bench/README.md, round 13). The parameters: link_ids, first, last."""
+    took a worker 0.3-0.4 ms to build; bench/README.md, round 13). The parameters: link_ids, first, last."""
     days = _link_days.c
     in_period: sa.ColumnElement[bool] = days.day <= sa.bindparam("last") if to_last else sa.true()
     counters = (days.clicks, days.bot_clicks, days.visitors, days.signups, days.buyers)
