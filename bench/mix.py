@@ -25,6 +25,7 @@ from bench.options import Options
 from bench.purchase import script as purchase_script
 
 CLIENTS_EACH = 25
+ALONE_CLIENTS = 8  # each endpoint on its own, before the mix
 TARGET_P99_MS = 50.0
 LOAD_SHARES = (0.25, 0.5, 0.75)  # of the saturated throughput
 # Between the saturated run and the paced ones: the database finishes the writes the saturated run queued, so the
@@ -82,6 +83,19 @@ def below_saturation(
     return below
 
 
+def alone(server: common.Server, engine: common.Engine, endpoints: dict[str, str], seconds: float) -> dict[str, Any]:
+    """Each endpoint on its own (`ALONE_CLIENTS` clients): its throughput and CPU per request by process kind —
+    what each one costs, which the mix's one figure for all of them cannot tell."""
+    measured: dict[str, Any] = {}
+    for name, lua in endpoints.items():
+        with cpu.Meter(common.server_pids(server), postgres=engine == "postgresql") as meter:
+            result = common.wrk(server.base_url, lua, connections=ALONE_CLIENTS, seconds=seconds, threads=1)
+        spent = meter.per_operation(result.requests)
+        measured[name] = {"result": result, "cpu_per_request": spent}
+        common.log(f"  alone, {name}: {result.rps:,.0f} req/s, {cpu.describe(spent, 'wrk')}")
+    return measured
+
+
 def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
     url, generated = dashboard.history(engine, dataclasses.replace(options, reuse_history=True))
     tokens = credentials(url, generated.main_partner_id)
@@ -107,6 +121,7 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
                 if status != 200:
                     raise RuntimeError(f"{name} answered {status}")
             common.wrk(server.base_url, lua, connections=2, seconds=options.warmup, threads=1)
+        each_alone = alone(server, engine, scripts(f"alone-{secrets.token_hex(3)}"), options.seconds / 2)
         runs = {
             name: common.Wrk(server.base_url, lua, CLIENTS_EACH, options.seconds * 2, threads=1).start()
             for name, lua in scripts(f"mix-{secrets.token_hex(3)}").items()
@@ -126,8 +141,24 @@ def run_engine(engine: common.Engine, options: Options) -> dict[str, Any]:
         "clients_each": CLIENTS_EACH,
         "results": results,
         "cpu_per_request": cpu_per_request,  # the saturated run's, all endpoints together (bench/cpu.py)
+        "alone": each_alone,
         "below": below,
     }
+
+
+def _alone_table(engines: dict[common.Engine, dict[str, Any]]) -> str:
+    rows = []
+    for engine, data in engines.items():
+        for name, measured in data["alone"].items():
+            result: common.LoadResult = measured["result"]
+            spent = [measured["cpu_per_request"][key] for key in ("workers_ms", "postgres_ms")]
+            micros = ["—" if ms is None else round(ms * 1000) for ms in spent]  # SQLite: no database process
+            rows.append([engine, name, result.rps, result.p99_ms, *micros])
+    heading = ["engine", "endpoint", "req/s", "p99 ms", "workers µs/request", "PostgreSQL µs/request"]
+    return (
+        f"#### Each endpoint alone ({ALONE_CLIENTS} clients, the same server, before the mix): what a request costs"
+        "\n\n" + common.markdown_table(heading, rows)
+    )
 
 
 def _below_table(engines: dict[common.Engine, dict[str, Any]]) -> str:
@@ -183,7 +214,9 @@ def run(options: Options) -> dict[str, Any]:
         f"- {engine}, CPU per request (all four endpoints): {cpu.describe(data['cpu_per_request'], 'wrk')}"
         for engine, data in engines.items()
     )
-    table = "### API mix (100 concurrent clients)\n\n" + table + "\n\n" + spent + "\n\n" + _below_table(engines)
+    table = "\n\n".join(
+        ["### API mix (100 concurrent clients)", table, spent, _alone_table(engines), _below_table(engines)]
+    )
     data = {"settings": asdict(options.settings()), "engines": engines}
     common.write_results("mix", data, table)
     return data
