@@ -22,6 +22,8 @@ from starlette.types import Message, Scope
 from bench import common, dashboard
 from bench.generate import credentials
 from bench.options import Options
+from partners.app import create_app, tune_garbage_collector
+from partners.settings import Settings
 
 PATHS = ("/health", "/affiliate/me", "/affiliate/commissions", "/affiliate/links", "/affiliate/dashboard")
 WARM_UP = 50
@@ -58,9 +60,7 @@ async def _call(app: object, path: str, token: str) -> int:
 
 
 async def measure(paths: list[str], token: str, requests: int) -> None:
-    from partners.app import create_app, tune_garbage_collector
-
-    app = create_app()
+    app = create_app(Settings())  # read from the environment `main` set, whatever was cached before
     async with app.router.lifespan_context(app):
         tune_garbage_collector()
         for path in paths:
