@@ -161,6 +161,9 @@ def serve(app: str, url: str, *, workers: int, name: str) -> Iterator[Server]:
     port = free_port()
     DATA.mkdir(parents=True, exist_ok=True)
     log_path = DATA / f"server-{name}.log"
+    # A click journal of its own, empty: a server killed in an earlier run left clicks of a database since dropped.
+    journal = DATA / f"clicks-{name}"
+    shutil.rmtree(journal, ignore_errors=True)
     command = [
         PYTHON,
         "-m",
@@ -180,7 +183,12 @@ def serve(app: str, url: str, *, workers: int, name: str) -> Iterator[Server]:
     ]
     with log_path.open("wb") as output:
         process = subprocess.Popen(
-            command, env=server_env(url), stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            command,
+            env={**server_env(url), "PARTNERS_CLICK_JOURNAL_DIR": str(journal)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
         )
         server = Server(f"http://{HOST}:{port}", process, log_path)
         try:

@@ -141,6 +141,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         PARTNERS_EMBEDDED_WORKER=False,
         PARTNERS_EMAIL_BACKEND="file",
         PARTNERS_EMAIL_DIR=str(tmp_path / "mail"),
+        PARTNERS_CLICK_JOURNAL_DIR=str(tmp_path / "clicks"),
     )
 
 

@@ -98,6 +98,7 @@ def test_a_production_server_tunes_the_garbage_collector_and_others_do_not(tmp_p
             SECRET_KEY="test-secret-key-0123456789abcdef",
             PARTNERS_EMBEDDED_WORKER="false",
             PARTNERS_BASE_URL="https://partners.example",
+            PARTNERS_CLICK_JOURNAL_DIR=str(tmp_path / "clicks"),
         )
         done = subprocess.run(
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,6 +23,7 @@ from partners.kit.middleware import RequestContextMiddleware
 from partners.kit.problems import install_problem_handlers
 from partners.settings import Settings, get_settings
 from partners.tracking.api import redirect_code, serve_redirect
+from partners.tracking.journal import ClickJournal
 from partners.tracking.recorder import ClickRecorder
 
 
@@ -82,7 +84,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app = PartnersApp(title="Namaskah Partners", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.database = database
-    app.state.click_recorder = ClickRecorder(database)
+    app.state.click_recorder = _click_recorder(settings, database)
     app.state.purchase_batcher = PurchaseBatcher(database)
     app.state.verified_api_keys = VerifiedApiKeys()
     _add_purchase_fast_path(app)
@@ -91,6 +93,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     _add_operational_routes(app)
     _include_routers(app)
     return app
+
+
+def _click_recorder(settings: Settings, database: Database) -> ClickRecorder:
+    folder = settings.click_journal_dir
+    journal = ClickJournal(Path(folder), settings.database_url) if folder else None
+    return ClickRecorder(database, flush_interval=settings.click_flush_seconds, journal=journal)
 
 
 def _add_operational_routes(app: FastAPI) -> None:

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     )
     email_from: str = Field(default="partners@namaskah.local", validation_alias="PARTNERS_EMAIL_FROM")
     email_dir: str = Field(default="./var/mail", validation_alias="PARTNERS_EMAIL_DIR")
+    # The click journal (tracking/journal.py): each server process appends its clicks here before answering the
+    # redirect; a local folder per host. Empty: no journal (clicks wait in memory only until the next flush).
+    click_journal_dir: str = Field(default="./var/clicks", validation_alias="PARTNERS_CLICK_JOURNAL_DIR")
+    click_flush_seconds: float = Field(default=0.25, gt=0, le=60, validation_alias="PARTNERS_CLICK_FLUSH_SECONDS")
     smtp_host: str = Field(default="127.0.0.1", validation_alias="SMTP_HOST")
     smtp_port: int = Field(default=25, validation_alias="SMTP_PORT")
 

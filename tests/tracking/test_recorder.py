@@ -35,10 +35,10 @@ async def test_a_failed_flush_keeps_the_batch_and_the_next_flush_writes_it(
     real_insert = recorder._insert
     failing = True
 
-    async def flaky_insert(rows: list[dict[str, Any]]) -> None:
+    async def flaky_insert(rows: list[dict[str, Any]], *, maybe_stored: bool) -> None:
         if failing:
             raise ConnectionError("database went away")
-        await real_insert(rows)
+        await real_insert(rows, maybe_stored=maybe_stored)
 
     monkeypatch.setattr(recorder, "_insert", flaky_insert)
     with pytest.raises(ConnectionError):
@@ -95,12 +95,12 @@ async def test_the_background_task_survives_a_failing_database(
     real_insert = recorder._insert
     failures = 0
 
-    async def insert_failing_twice(rows: list[dict[str, Any]]) -> None:
+    async def insert_failing_twice(rows: list[dict[str, Any]], *, maybe_stored: bool) -> None:
         nonlocal failures
         if failures < 2:
             failures += 1
             raise ConnectionError("database went away")
-        await real_insert(rows)
+        await real_insert(rows, maybe_stored=maybe_stored)
 
     monkeypatch.setattr(recorder, "_insert", insert_failing_twice)
     await recorder.start()

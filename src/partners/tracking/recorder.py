@@ -11,9 +11,13 @@ psycopg's Python array dumpers, one array per column, took a quarter of the work
 executed for many rows). Both measured far faster than rendering a literal multi-row VALUES list, whose compilation
 dominated.
 
-A failed flush keeps its rows and retries them on the next round (with a growing pause while the database
-stays down); the insert ignores click ids already stored, so a retry after an unclear failure never
-duplicates a click. `stop()` flushes what is left. Each process has its own recorder.
+Before the redirect answers, `record` also appends the click to the process's journal (`tracking.journal`): a
+crash before the flush loses nothing, the next start writes the journal's clicks. A failed flush keeps its rows and
+retries them on the next round (with a growing pause while the database stays down). Rows that may already be
+stored — a retry after an unclear failure, clicks taken over from a journal — are inserted skipping click ids
+already stored and counted in the rollups only for the rows actually inserted: never a duplicate click, never a
+click counted twice. `stop()` flushes what is left; if the database cannot be reached, the journal keeps it for the
+next start. Each process has its own recorder.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Table
 
@@ -32,6 +37,7 @@ from partners.db.session import Database
 from partners.kit.logging import get_logger
 from partners.rollups import service as rollups
 from partners.tracking.bots import is_bot, warm_up
+from partners.tracking.journal import ClickJournal
 from partners.tracking.models import Click
 
 FLUSH_INTERVAL_SECONDS = 0.25
@@ -71,6 +77,20 @@ class ClickEvent:
 _CLICKS: Table = Click.__table__  # type: ignore[assignment]
 
 
+def journal_line(event: ClickEvent) -> bytes:
+    return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def event_of_line(line: bytes) -> ClickEvent | None:
+    """None for a line that is not a whole click (a write cut short by a power cut)."""
+    try:
+        fields = orjson.loads(line)
+        fields["occurred_at"] = datetime.fromisoformat(fields["occurred_at"])
+        return ClickEvent(**fields)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def click_row(event: ClickEvent) -> dict[str, Any]:
     user_agent = event.user_agent[:USER_AGENT_LENGTH]
     return {
@@ -95,13 +115,16 @@ class ClickRecorder:
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
         batch_size: int = BATCH_SIZE,
         max_pending: int = MAX_PENDING,
+        journal: ClickJournal | None = None,
     ) -> None:
         self.database = database
+        self.journal = journal
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.max_pending = max_pending
         self._incoming: list[ClickEvent] = []
         self._unwritten: list[dict[str, Any]] = []  # rows taken for writing, kept until a write succeeds
+        self._maybe_stored = 0  # how many of the first `_unwritten` rows a write may already have stored
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -112,7 +135,9 @@ class ClickRecorder:
         return len(self._incoming) + len(self._unwritten)
 
     def record(self, event: ClickEvent) -> None:
-        """Called on the hot path: no I/O, no await."""
+        """Called on the hot path: no await; one write to the journal."""
+        if self.journal is not None:
+            self.journal.append(journal_line(event))
         self._incoming.append(event)
         clicks_waiting.inc()
         if len(self._incoming) >= self.batch_size:
@@ -123,22 +148,33 @@ class ClickRecorder:
         clicks stay queued for the next flush)."""
         async with self._lock:
             taken, self._incoming = self._incoming, []
+            if self.journal is not None:
+                self.journal.seal()  # the sealed segments hold exactly the clicks taken so far
             self._unwritten.extend(click_row(event) for event in taken)
             self._drop_overflow()
             written = 0
             while self._unwritten:
                 chunk = self._unwritten[:INSERT_CHUNK]
-                await self._insert(chunk)
+                try:
+                    await self._insert(chunk, maybe_stored=self._maybe_stored > 0)
+                except BaseException:
+                    self._maybe_stored = len(self._unwritten)  # the failure may have come after the commit
+                    raise
                 del self._unwritten[: len(chunk)]
+                self._maybe_stored = max(0, self._maybe_stored - len(chunk))
                 written += len(chunk)
                 clicks_stored.inc(len(chunk))
                 clicks_waiting.dec(len(chunk))
+            if self.journal is not None:
+                self.journal.delete_sealed()
             return written
 
     async def start(self) -> None:
         if self._task is not None:
             return
         self._stopping = False
+        if self.journal is not None:
+            self._take_over(self.journal.open())
         await asyncio.to_thread(warm_up)
         self._task = asyncio.create_task(self._run(), name="click-recorder")
 
@@ -152,11 +188,19 @@ class ClickRecorder:
         for attempt in range(1, STOP_ATTEMPTS + 1):
             try:
                 await self.flush()
+                if self.journal is not None:
+                    self.journal.close(all_stored=True)
                 return
             except Exception as error:
                 logger.warning("click flush at shutdown failed", attempt=attempt, error=repr(error))
                 await asyncio.sleep(min(0.2 * 2**attempt, MAX_RETRY_PAUSE_SECONDS))
-        logger.error("clicks lost at shutdown: the database could not be written", clicks=self.pending)
+        if self.journal is not None:
+            self.journal.close(all_stored=False)
+            logger.error(
+                "clicks not written at shutdown: kept in the click journal for the next start", clicks=self.pending
+            )
+        else:
+            logger.error("clicks lost at shutdown: the database could not be written", clicks=self.pending)
 
     async def _run(self) -> None:
         failures = 0
@@ -180,17 +224,36 @@ class ClickRecorder:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+    def _take_over(self, lines: list[bytes]) -> None:
+        """The clicks of journal segments left behind by a process that died: written with the next flush."""
+        events = [event_of_line(line) for line in lines]
+        unreadable = events.count(None)
+        if unreadable:
+            logger.error("unreadable click journal lines skipped", lines=unreadable)
+        rows = [click_row(event) for event in events if event is not None]
+        self._unwritten[:0] = rows
+        self._maybe_stored += len(rows)
+        clicks_waiting.inc(len(rows))
+
+    async def _insert(self, rows: list[dict[str, Any]], *, maybe_stored: bool) -> None:
+        """Click ids already stored are skipped; when some may be (`maybe_stored`), the rollups count only the rows
+        the insert returns."""
+        dialect = self.database.dialect
         async with self.database.write() as session:
+            if maybe_stored:
+                insert = bulk.insert(dialect, _CLICKS, rows, skip_conflicts=True, returning=("click_id",))
+                inserted = set((await session.execute(insert.statement, insert.parameters)).scalars())
+                rows = [row for row in rows if row["click_id"] in inserted]
+            else:
+                insert = bulk.insert(dialect, _CLICKS, rows, skip_conflicts=True)
+                await session.execute(insert.statement, insert.parameters)
             rollups.record_clicks(session.sync_session, rows)  # written with the clicks, at commit
-            # Click ids already stored are skipped: a retry after an unclear failure never duplicates a click.
-            insert = bulk.insert(self.database.dialect, _CLICKS, rows, skip_conflicts=True)
-            await session.execute(insert.statement, insert.parameters)
 
     def _drop_overflow(self) -> None:
         excess = len(self._unwritten) - self.max_pending
         if excess > 0:
             del self._unwritten[:excess]
+            self._maybe_stored = max(0, self._maybe_stored - excess)
             clicks_dropped.inc(excess)
             clicks_waiting.dec(excess)
             logger.error("too many clicks waiting for the database: dropped the oldest", dropped=excess)

@@ -1,0 +1,256 @@
+"""The click journal: clicks answered but not yet written survive the death of their process, are written once
+by the next one to start, and are never counted twice in the rollups."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from partners.app import create_app
+from partners.db.session import Database
+from partners.rollups import service as rollups
+from partners.rollups.models import LinkDay, PartnerDay
+from partners.settings import Settings
+from partners.tracking import journal as journal_module
+from partners.tracking.journal import ClickJournal
+from partners.tracking.recorder import ClickRecorder, event_of_line, journal_line
+from tests.tracking.conftest import BROWSER_UA, World, add_link, stored_clicks
+from tests.tracking.test_recorder import event
+
+CLICKS = 40
+STARTUP_SECONDS = 60
+
+
+def segments(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.clicks"))
+
+
+def journal_click_ids(folder: Path) -> list[str]:
+    lines = [line for path in segments(folder) for line in path.read_bytes().splitlines()]
+    return [found.click_id for found in map(event_of_line, lines) if found is not None]
+
+
+async def assert_rollups_match_a_recount(database: Database) -> None:
+    async with database.read() as session:
+        compared = await rollups.stored_and_recounted(session)
+    for table, (stored, recounted) in compared.items():
+        assert stored == recounted, (
+            f"{table}: stored - recount {stored - recounted}, recount - stored {recounted - stored}"
+        )
+
+
+async def clicks_counted(database: Database) -> tuple[int, int]:
+    """The clicks the partner-day and link-day rollups count."""
+    async with database.read() as session:
+        partner_days = await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(PartnerDay.clicks), 0)))
+        link_days = await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LinkDay.clicks), 0)))
+    return int(partner_days or 0), int(link_days or 0)
+
+
+async def test_a_click_is_journaled_when_recorded_and_its_segment_deleted_once_stored(
+    database: Database, world: World, tmp_path: Path
+) -> None:
+    link = await add_link(database, world.alice)
+    folder = tmp_path / "journal"
+    recorder = ClickRecorder(database, flush_interval=3600, journal=ClickJournal(folder, "db-url"))
+    await recorder.start()
+    try:
+        for number in range(3):
+            recorder.record(event(link.id, world.alice.id, number))
+        assert journal_click_ids(folder) == [f"{n:032x}" for n in range(3)]
+        assert await recorder.flush() == 3
+        assert journal_click_ids(folder) == []
+        live = segments(folder)
+        assert len(live) == 1  # the live segment, for the next clicks
+        assert await recorder.flush() == 0
+        assert segments(folder) == live  # an idle flush starts no new segment
+    finally:
+        await recorder.stop()
+    assert segments(folder) == []
+    assert len(await stored_clicks(database)) == 3
+
+
+async def test_a_live_processs_segment_is_not_taken_over_and_a_closed_one_is(
+    database: Database, world: World, tmp_path: Path
+) -> None:
+    link = await add_link(database, world.alice)
+    folder = tmp_path / "journal"
+    first = ClickJournal(folder, "db-url")
+    assert first.open() == []
+    first.append(journal_line(event(link.id, world.alice.id, 1)))
+
+    second = ClickJournal(folder, "db-url")  # another process (flock locks are per open file, even in one process)
+    assert second.open() == []  # the first is alive: its segment is locked
+    other_database = ClickJournal(folder, "another-db-url")
+    assert other_database.open() == []
+
+    first.close(all_stored=False)  # as at a shutdown that could not reach the database: the file stays
+    assert journal_click_ids(folder) == [f"{1:032x}"]
+    third = ClickJournal(folder, "db-url")
+    recovered = third.open()
+    assert [found.click_id for found in map(event_of_line, recovered) if found is not None] == [f"{1:032x}"]
+    another_again = ClickJournal(folder, "another-db-url")
+    assert another_again.open() == []  # never another database's clicks
+    for journal in (second, third, other_database, another_again):
+        journal.close(all_stored=True)
+    assert segments(folder) == []
+
+
+async def test_clicks_left_by_a_process_that_died_are_written_once_at_the_next_start(
+    database: Database, world: World, tmp_path: Path
+) -> None:
+    link = await add_link(database, world.alice)
+    folder = tmp_path / "journal"
+    dead = ClickJournal(folder, "db-url")
+    dead.open()
+    for number in range(5):
+        dead.append(journal_line(event(link.id, world.alice.id, number)))
+    dead.close(all_stored=False)
+    (folder / f".{dead.prefix}-1-cut.tmp").touch()  # a process that died while starting a segment
+    # Two of them were stored before the process died (its commit went through, the journal was not yet deleted).
+    early = ClickRecorder(database)
+    for number in range(2):
+        early.record(event(link.id, world.alice.id, number))
+    await early.flush()
+    assert await clicks_counted(database) == (2, 2)
+
+    recorder = ClickRecorder(database, flush_interval=3600, journal=ClickJournal(folder, "db-url"))
+    await recorder.start()
+    assert recorder.pending == 5
+    await recorder.stop()
+    assert sorted(click.click_id for click in await stored_clicks(database)) == [f"{n:032x}" for n in range(5)]
+    assert await clicks_counted(database) == (5, 5)
+    await assert_rollups_match_a_recount(database)
+    assert list(folder.iterdir()) == []
+
+
+async def test_an_unreadable_journal_line_is_skipped_and_the_rest_written(
+    database: Database, world: World, tmp_path: Path
+) -> None:
+    link = await add_link(database, world.alice)
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    whole = journal_line(event(link.id, world.alice.id, 9))
+    (folder / f"{ClickJournal(folder, 'db-url').prefix}-1-dead.clicks").write_bytes(whole + whole[:40])  # cut short
+    recorder = ClickRecorder(database, journal=ClickJournal(folder, "db-url"))
+    await recorder.start()
+    await recorder.stop()
+    assert [click.click_id for click in await stored_clicks(database)] == [f"{9:032x}"]
+
+
+async def test_a_full_disk_keeps_the_click_in_memory_and_says_so(
+    database: Database, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = await add_link(database, world.alice)
+    recorder = ClickRecorder(database, flush_interval=3600, journal=ClickJournal(tmp_path / "journal", "db-url"))
+    await recorder.start()
+
+    def no_space(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = journal_module.journal_failures._value.get()
+    monkeypatch.setattr(journal_module.os, "write", no_space)
+    recorder.record(event(link.id, world.alice.id, 1))
+    monkeypatch.undo()
+    assert journal_module.journal_failures._value.get() == before + 1
+    await recorder.stop()
+    assert [click.click_id for click in await stored_clicks(database)] == [f"{1:032x}"]
+
+
+async def test_a_batch_stored_before_an_unclear_failure_is_not_counted_twice(
+    database: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = await add_link(database, world.alice)
+    recorder = ClickRecorder(database)
+    for number in range(3):
+        recorder.record(event(link.id, world.alice.id, number))
+    real_insert = recorder._insert
+
+    async def answer_lost_after_commit(rows: list[dict[str, Any]], *, maybe_stored: bool) -> None:
+        await real_insert(rows, maybe_stored=maybe_stored)
+        raise ConnectionError("connection lost before the commit's answer")
+
+    monkeypatch.setattr(recorder, "_insert", answer_lost_after_commit)
+    with pytest.raises(ConnectionError):
+        await recorder.flush()
+    monkeypatch.undo()
+    recorder.record(event(link.id, world.alice.id, 3))
+    assert await recorder.flush() == 4
+    assert len(await stored_clicks(database)) == 4
+    assert await clicks_counted(database) == (4, 4)
+    await assert_rollups_match_a_recount(database)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _wait_until_up(http: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
+    """The bound only stops a broken run; it asserts no speed."""
+    for _ in range(STARTUP_SECONDS * 10):
+        assert server.poll() is None, "the server exited at start-up"
+        try:
+            if (await http.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("the server never answered")
+
+
+def _start_server(settings: Settings, folder: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PARTNERS_", "DATABASE_"))}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        SECRET_KEY=settings.secret_key,
+        PARTNERS_ENV="test",
+        PARTNERS_EMBEDDED_WORKER="false",
+        PARTNERS_CLICK_JOURNAL_DIR=str(folder),
+        PARTNERS_CLICK_FLUSH_SECONDS="60",  # nothing is written before the kill
+    )
+    command = [sys.executable, "-m", "uvicorn", "partners.app:create_app", "--factory", "--port", str(port)]
+    command += ["--log-level", "warning"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def test_clicks_answered_by_a_server_killed_before_its_flush_are_stored_by_the_next_start(
+    database: Database, world: World, settings: Settings, tmp_path: Path
+) -> None:
+    await add_link(database, world.alice, code="killed")
+    folder = tmp_path / "journal"
+    port = _free_port()
+    server = _start_server(settings, folder, port)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"User-Agent": BROWSER_UA}, timeout=30
+        ) as http:
+            await _wait_until_up(http, server)
+            responses = await asyncio.gather(*(http.get("/r/killed") for _ in range(CLICKS)))
+        assert [response.status_code for response in responses] == [302] * CLICKS
+        answered = {response.headers["x-request-id"] for response in responses}  # the click id
+    finally:
+        server.send_signal(signal.SIGKILL)  # no shutdown: the recorder never flushes
+        server.wait(timeout=30)
+    assert await stored_clicks(database) == []
+    assert set(journal_click_ids(folder)) == answered
+
+    app = create_app(settings.model_copy(update={"click_journal_dir": str(folder)}), database)
+    async with app.router.lifespan_context(app):
+        pass  # the start takes the dead server's segment over, the stop writes it
+    assert {click.click_id for click in await stored_clicks(database)} == answered
+    assert await clicks_counted(database) == (CLICKS, CLICKS)
+    await assert_rollups_match_a_recount(database)
+    assert segments(folder) == []
