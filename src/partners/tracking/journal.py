@@ -7,9 +7,9 @@ one; sealed segments are deleted once every click in them is stored. A recorder 
 segment whose lock is free — left behind by a process that died, or that could not reach the database at
 shutdown — and writes its clicks again (click ids already stored are skipped, and not counted twice).
 
-A click costs one `orjson` encoding and one `write` system call (~1.5 µs, bench/README.md). The kernel holds what
-was written when the process dies; the journal is not fsynced per click, so a power cut or a kernel crash within
-the operating system's writeback delay can still lose the clicks of the last quarter second.
+A click costs one `orjson` encoding and one `write` system call (~1.7 µs, bench/README.md, round 14). The kernel
+holds what was written when the process dies; the journal is not fsynced per click, so a power cut or a kernel
+crash within the operating system's writeback delay can still lose the clicks of the last quarter second.
 
 Segment names start with a fingerprint of the database URL: deployments sharing a folder by mistake never write
 each other's clicks. Linux and macOS only (`fcntl`), as uvloop is.
