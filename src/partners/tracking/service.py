@@ -24,6 +24,7 @@ recorder's batch: it counts as not found.
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 import time
 from collections import OrderedDict
@@ -113,8 +114,15 @@ class RedirectTarget:
 
 def redirect_target(destination: str, utm: Mapping[str, str | None], referral_code: str) -> RedirectTarget:
     """Keep the destination's own query parameters, except those the link sets (UTM, ref, click_id)."""
+    return _redirect_target(destination, tuple(utm.items()), referral_code)
+
+
+# A pure function of strings, ~8 µs a call (urllib's parsing and quoting): remembered for the links list's pages,
+# which build one per link (bench/README.md, round 14).
+@functools.lru_cache(maxsize=16_384)
+def _redirect_target(destination: str, utm: tuple[tuple[str, str | None], ...], referral_code: str) -> RedirectTarget:
     parts = urlsplit(destination)
-    ours = {name: value for name, value in utm.items() if value} | {"ref": referral_code}
+    ours = {name: value for name, value in utm if value} | {"ref": referral_code}
     query = [
         (name, value)
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
