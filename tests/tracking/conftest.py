@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from partners.affiliates.models import Partner
 from partners.db.session import Database
@@ -19,9 +19,11 @@ from partners.db.types import utcnow
 from partners.identity import service as identity
 from partners.identity.roles import Role
 from partners.programs.models import Program, Tier
+from partners.rollups import service as rollups
+from partners.rollups.models import LinkDay, PartnerDay
 from partners.settings import Settings
 from partners.tracking.models import Click, Customer, TrackingLink
-from partners.tracking.recorder import ClickRecorder
+from partners.tracking.recorder import ClickEvent, ClickRecorder
 from tests.factories import create_partner, create_program, partner_headers
 
 VISITOR_IP = "203.0.113.77"
@@ -140,3 +142,35 @@ async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the condition never became true")
+
+
+def click_event(link_id: int, partner_id: int, number: int, user_agent: str = BROWSER_UA) -> ClickEvent:
+    """A click as the redirect hands it to the recorder; `number` makes its click id."""
+    return ClickEvent(
+        click_id=f"{number:032x}",
+        link_id=link_id,
+        partner_id=partner_id,
+        occurred_at=utcnow(),
+        ip_hash="a" * 64,
+        user_agent=user_agent,
+        referrer="",
+        country=None,
+        previous_click_id=None,
+    )
+
+
+async def assert_rollups_match_a_recount(database: Database) -> None:
+    async with database.read() as session:
+        compared = await rollups.stored_and_recounted(session)
+    for table, (stored, recounted) in compared.items():
+        assert stored == recounted, (
+            f"{table}: stored - recount {stored - recounted}, recount - stored {recounted - stored}"
+        )
+
+
+async def clicks_counted(database: Database) -> tuple[int, int]:
+    """The clicks the partner-day and link-day rollups count."""
+    async with database.read() as session:
+        partner_days = await session.scalar(select(func.coalesce(func.sum(PartnerDay.clicks), 0)))
+        link_days = await session.scalar(select(func.coalesce(func.sum(LinkDay.clicks), 0)))
+    return int(partner_days or 0), int(link_days or 0)

@@ -11,23 +11,26 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
 from partners.app import create_app
 from partners.db.session import Database
-from partners.rollups import service as rollups
-from partners.rollups.models import LinkDay, PartnerDay
 from partners.settings import Settings
 from partners.tracking import journal as journal_module
 from partners.tracking.journal import ClickJournal
 from partners.tracking.recorder import ClickRecorder, event_of_line, journal_line
-from tests.tracking.conftest import BROWSER_UA, World, add_link, stored_clicks
-from tests.tracking.test_recorder import event
+from tests.tracking.conftest import (
+    BROWSER_UA,
+    World,
+    add_link,
+    assert_rollups_match_a_recount,
+    click_event,
+    clicks_counted,
+    stored_clicks,
+)
 
 CLICKS = 40
 STARTUP_SECONDS = 60
@@ -42,25 +45,8 @@ def journal_click_ids(folder: Path) -> list[str]:
     return [found.click_id for found in map(event_of_line, lines) if found is not None]
 
 
-async def assert_rollups_match_a_recount(database: Database) -> None:
-    async with database.read() as session:
-        compared = await rollups.stored_and_recounted(session)
-    for table, (stored, recounted) in compared.items():
-        assert stored == recounted, (
-            f"{table}: stored - recount {stored - recounted}, recount - stored {recounted - stored}"
-        )
-
-
 def journal_failures() -> float:
     return REGISTRY.get_sample_value("partners_click_journal_failures_total") or 0.0
-
-
-async def clicks_counted(database: Database) -> tuple[int, int]:
-    """The clicks the partner-day and link-day rollups count."""
-    async with database.read() as session:
-        partner_days = await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(PartnerDay.clicks), 0)))
-        link_days = await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LinkDay.clicks), 0)))
-    return int(partner_days or 0), int(link_days or 0)
 
 
 async def test_a_click_is_journaled_when_recorded_and_its_segment_deleted_once_stored(
@@ -72,7 +58,7 @@ async def test_a_click_is_journaled_when_recorded_and_its_segment_deleted_once_s
     await recorder.start()
     try:
         for number in range(3):
-            recorder.record(event(link.id, world.alice.id, number))
+            recorder.record(click_event(link.id, world.alice.id, number))
         assert journal_click_ids(folder) == [f"{n:032x}" for n in range(3)]
         assert await recorder.flush() == 3
         assert journal_click_ids(folder) == []
@@ -93,7 +79,7 @@ async def test_a_live_processs_segment_is_not_taken_over_and_a_closed_one_is(
     folder = tmp_path / "journal"
     first = ClickJournal(folder, "db-url")
     assert first.open() == []
-    first.append(journal_line(event(link.id, world.alice.id, 1)))
+    first.append(journal_line(click_event(link.id, world.alice.id, 1)))
 
     second = ClickJournal(folder, "db-url")  # another process (flock locks are per open file, even in one process)
     assert second.open() == []  # the first is alive: its segment is locked
@@ -120,13 +106,13 @@ async def test_clicks_left_by_a_process_that_died_are_written_once_at_the_next_s
     dead = ClickJournal(folder, "db-url")
     dead.open()
     for number in range(5):
-        dead.append(journal_line(event(link.id, world.alice.id, number)))
+        dead.append(journal_line(click_event(link.id, world.alice.id, number)))
     dead.close(all_stored=False)
     (folder / f".{dead.prefix}-1-cut.tmp").touch()  # a process that died while starting a segment
     # Two of them were stored before the process died (its commit went through, the journal was not yet deleted).
     early = ClickRecorder(database)
     for number in range(2):
-        early.record(event(link.id, world.alice.id, number))
+        early.record(click_event(link.id, world.alice.id, number))
     await early.flush()
     assert await clicks_counted(database) == (2, 2)
 
@@ -146,7 +132,7 @@ async def test_an_unreadable_journal_line_is_skipped_and_the_rest_written(
     link = await add_link(database, world.alice)
     folder = tmp_path / "journal"
     folder.mkdir()
-    whole = journal_line(event(link.id, world.alice.id, 9))
+    whole = journal_line(click_event(link.id, world.alice.id, 9))
     (folder / f"{ClickJournal(folder, 'db-url').prefix}-1-dead.clicks").write_bytes(whole + whole[:40])  # cut short
     recorder = ClickRecorder(database, journal=ClickJournal(folder, "db-url"))
     await recorder.start()
@@ -166,35 +152,11 @@ async def test_a_full_disk_keeps_the_click_in_memory_and_says_so(
 
     before = journal_failures()
     monkeypatch.setattr(journal_module.os, "write", no_space)
-    recorder.record(event(link.id, world.alice.id, 1))
+    recorder.record(click_event(link.id, world.alice.id, 1))
     monkeypatch.undo()
     assert journal_failures() == before + 1
     await recorder.stop()
     assert [click.click_id for click in await stored_clicks(database)] == [f"{1:032x}"]
-
-
-async def test_a_batch_stored_before_an_unclear_failure_is_not_counted_twice(
-    database: Database, world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    link = await add_link(database, world.alice)
-    recorder = ClickRecorder(database)
-    for number in range(3):
-        recorder.record(event(link.id, world.alice.id, number))
-    real_insert = recorder._insert
-
-    async def answer_lost_after_commit(rows: list[dict[str, Any]], *, maybe_stored: bool) -> None:
-        await real_insert(rows, maybe_stored=maybe_stored)
-        raise ConnectionError("connection lost before the commit's answer")
-
-    monkeypatch.setattr(recorder, "_insert", answer_lost_after_commit)
-    with pytest.raises(ConnectionError):
-        await recorder.flush()
-    monkeypatch.undo()
-    recorder.record(event(link.id, world.alice.id, 3))
-    assert await recorder.flush() == 4
-    assert len(await stored_clicks(database)) == 4
-    assert await clicks_counted(database) == (4, 4)
-    await assert_rollups_match_a_recount(database)
 
 
 def _free_port() -> int:

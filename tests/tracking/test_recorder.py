@@ -5,59 +5,53 @@ from typing import Any
 import pytest
 
 from partners.db.session import Database
-from partners.db.types import utcnow
-from partners.tracking.recorder import ClickEvent, ClickRecorder
-from tests.tracking.conftest import BROWSER_UA, World, add_link, eventually, stored_clicks
+from partners.tracking.recorder import ClickRecorder
+from tests.tracking.conftest import (
+    World,
+    add_link,
+    assert_rollups_match_a_recount,
+    click_event,
+    clicks_counted,
+    eventually,
+    stored_clicks,
+)
 
 
-def event(link_id: int, partner_id: int, number: int, user_agent: str = BROWSER_UA) -> ClickEvent:
-    return ClickEvent(
-        click_id=f"{number:032x}",
-        link_id=link_id,
-        partner_id=partner_id,
-        occurred_at=utcnow(),
-        ip_hash="a" * 64,
-        user_agent=user_agent,
-        referrer="",
-        country=None,
-        previous_click_id=None,
-    )
-
-
-async def test_a_failed_flush_keeps_the_batch_and_the_next_flush_writes_it(
-    database: Database, world: World, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("committed", [False, True], ids=["failed", "answer-lost-after-commit"])
+async def test_a_failed_flush_keeps_the_batch_and_the_next_flush_stores_and_counts_each_click_once(
+    database: Database, world: World, monkeypatch: pytest.MonkeyPatch, committed: bool
 ) -> None:
     link = await add_link(database, world.alice)
     recorder = ClickRecorder(database)
     for number in range(3):
-        recorder.record(event(link.id, world.alice.id, number))
-
+        recorder.record(click_event(link.id, world.alice.id, number))
     real_insert = recorder._insert
-    failing = True
 
-    async def flaky_insert(rows: list[dict[str, Any]], *, maybe_stored: bool) -> None:
-        if failing:
-            raise ConnectionError("database went away")
-        await real_insert(rows, maybe_stored=maybe_stored)
+    async def failing_insert(rows: list[dict[str, Any]], *, maybe_stored: bool) -> None:
+        if committed:  # the batch is stored, but its commit's answer never arrives
+            await real_insert(rows, maybe_stored=maybe_stored)
+        raise ConnectionError("database went away")
 
-    monkeypatch.setattr(recorder, "_insert", flaky_insert)
+    monkeypatch.setattr(recorder, "_insert", failing_insert)
     with pytest.raises(ConnectionError):
         await recorder.flush()
     assert recorder.pending == 3
-    recorder.record(event(link.id, world.alice.id, 3))
-    failing = False
+    monkeypatch.undo()
+    recorder.record(click_event(link.id, world.alice.id, 3))
     assert await recorder.flush() == 4
     assert recorder.pending == 0
     assert [click.click_id for click in await stored_clicks(database)] == [f"{n:032x}" for n in range(4)]
+    assert await clicks_counted(database) == (4, 4)
+    await assert_rollups_match_a_recount(database)
 
 
 async def test_a_retried_batch_never_duplicates_clicks_already_stored(database: Database, world: World) -> None:
     link = await add_link(database, world.alice)
     recorder = ClickRecorder(database)
-    recorder.record(event(link.id, world.alice.id, 1))
+    recorder.record(click_event(link.id, world.alice.id, 1))
     await recorder.flush()
-    recorder.record(event(link.id, world.alice.id, 1))  # as if the first commit's answer had been lost
-    recorder.record(event(link.id, world.alice.id, 2))
+    recorder.record(click_event(link.id, world.alice.id, 1))  # as if the first commit's answer had been lost
+    recorder.record(click_event(link.id, world.alice.id, 2))
     assert await recorder.flush() == 2
     assert len(await stored_clicks(database)) == 2
 
@@ -70,7 +64,7 @@ async def test_the_background_task_writes_without_an_explicit_flush_and_stop_wri
     await recorder.start()
     try:
         for number in range(25):
-            recorder.record(event(link.id, world.alice.id, number))
+            recorder.record(click_event(link.id, world.alice.id, number))
 
         async def written() -> bool:
             return len(await stored_clicks(database)) == 25
@@ -78,7 +72,7 @@ async def test_the_background_task_writes_without_an_explicit_flush_and_stop_wri
         await eventually(written)
         recorder.flush_interval = 3600  # from here on only stop() writes
         for number in range(25, 28):
-            recorder.record(event(link.id, world.alice.id, number, user_agent=""))
+            recorder.record(click_event(link.id, world.alice.id, number, user_agent=""))
     finally:
         await recorder.stop()
     clicks = await stored_clicks(database)
@@ -105,7 +99,7 @@ async def test_the_background_task_survives_a_failing_database(
     monkeypatch.setattr(recorder, "_insert", insert_failing_twice)
     await recorder.start()
     try:
-        recorder.record(event(link.id, world.alice.id, 7))
+        recorder.record(click_event(link.id, world.alice.id, 7))
 
         async def written() -> bool:
             return len(await stored_clicks(database)) == 1
