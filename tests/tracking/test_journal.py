@@ -159,6 +159,31 @@ async def test_a_full_disk_keeps_the_click_in_memory_and_says_so(
     assert [click.click_id for click in await stored_clicks(database)] == [f"{1:032x}"]
 
 
+async def test_a_segment_that_cannot_be_started_keeps_the_current_one_until_a_later_flush(
+    database: Database, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = await add_link(database, world.alice)
+    folder = tmp_path / "journal"
+    journal = ClickJournal(folder, "db-url")
+    recorder = ClickRecorder(database, flush_interval=3600, journal=journal)
+    await recorder.start()
+    recorder.record(click_event(link.id, world.alice.id, 1))
+
+    def no_new_segment() -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(journal, "_new_segment", no_new_segment)
+    assert await recorder.flush() == 1  # the database write goes on
+    recorder.record(click_event(link.id, world.alice.id, 2))
+    assert journal_click_ids(folder) == [f"{1:032x}", f"{2:032x}"]  # the one segment holds both
+    monkeypatch.undo()
+    assert await recorder.flush() == 1
+    assert journal_click_ids(folder) == []
+    await recorder.stop()
+    assert list(folder.iterdir()) == []
+    assert [click.click_id for click in await stored_clicks(database)] == [f"{1:032x}", f"{2:032x}"]
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

@@ -44,9 +44,11 @@ class _Segment:
     appended: bool = False
 
     def delete(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        os.close(self.fd)  # releases the lock, after the file is gone
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        finally:
+            os.close(self.fd)  # releases the lock, after the file is gone
 
     def close(self) -> None:
         os.close(self.fd)
@@ -91,14 +93,18 @@ class ClickJournal:
         """The clicks appended so far are being written: start a new segment for the next ones."""
         if self._current is None or not self._current.appended:
             return
+        try:
+            fresh = self._new_segment()
+        except OSError as error:  # the current segment then goes on to cover the next flush too: nothing is lost
+            logger.error("click journal could not start a new segment", error=repr(error))
+            return
         self._sealed.append(self._current)
-        self._current = self._new_segment()
+        self._current = fresh
 
     def delete_sealed(self) -> None:
         """Every click of the sealed segments is stored."""
-        for segment in self._sealed:
-            segment.delete()
-        self._sealed.clear()
+        while self._sealed:
+            self._sealed.pop().delete()
 
     def close(self, *, all_stored: bool) -> None:
         """At shutdown. With clicks not stored, the files stay for the next process to take over."""
@@ -118,8 +124,12 @@ class ClickJournal:
         name = f"{self.prefix}-{os.getpid()}-{secrets.token_hex(4)}"
         temporary, path = self.folder / f".{name}.tmp", self.folder / f"{name}{SUFFIX}"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(temporary, path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(temporary, path)
+        except OSError:
+            _Segment(temporary, fd).delete()
+            raise
         return _Segment(path, fd)
 
     def _take_over_orphans(self) -> list[_Segment]:
