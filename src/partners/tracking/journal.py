@@ -164,5 +164,8 @@ def _lock(path: Path) -> _Segment | None:
 def _lines(segment: _Segment) -> list[bytes]:
     with open(segment.fd, "rb", closefd=False) as file:
         lines = file.read().splitlines()
-    logger.warning("clicks taken over from a click journal left behind", segment=segment.path.name, clicks=len(lines))
+    if lines:  # a process that died between flushes leaves an empty segment: nothing to say
+        logger.warning(
+            "clicks taken over from a click journal left behind", segment=segment.path.name, clicks=len(lines)
+        )
     return lines
