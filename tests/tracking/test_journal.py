@@ -19,7 +19,6 @@ from prometheus_client import REGISTRY
 from partners.app import create_app
 from partners.db.session import Database
 from partners.settings import Settings
-from partners.tracking import journal as journal_module
 from partners.tracking.journal import ClickJournal
 from partners.tracking.recorder import ClickRecorder, event_of_line, journal_line
 from tests.tracking.conftest import (
@@ -34,6 +33,12 @@ from tests.tracking.conftest import (
 
 CLICKS = 40
 STARTUP_SECONDS = 60
+DATABASE_URL = "db-url"  # the journal only fingerprints it
+
+
+def journaled_recorder(database: Database, folder: Path) -> ClickRecorder:
+    """A recorder that writes only when flushed or stopped, its journal in `folder`."""
+    return ClickRecorder(database, flush_interval=3600, journal=ClickJournal(folder, DATABASE_URL))
 
 
 def segments(folder: Path) -> list[Path]:
@@ -54,7 +59,7 @@ async def test_a_click_is_journaled_when_recorded_and_its_segment_deleted_once_s
 ) -> None:
     link = await add_link(database, world.alice)
     folder = tmp_path / "journal"
-    recorder = ClickRecorder(database, flush_interval=3600, journal=ClickJournal(folder, "db-url"))
+    recorder = journaled_recorder(database, folder)
     await recorder.start()
     try:
         for number in range(3):
@@ -77,18 +82,18 @@ async def test_a_live_processs_segment_is_not_taken_over_and_a_closed_one_is(
 ) -> None:
     link = await add_link(database, world.alice)
     folder = tmp_path / "journal"
-    first = ClickJournal(folder, "db-url")
+    first = ClickJournal(folder, DATABASE_URL)
     assert first.open() == []
     first.append(journal_line(click_event(link.id, world.alice.id, 1)))
 
-    second = ClickJournal(folder, "db-url")  # another process (flock locks are per open file, even in one process)
+    second = ClickJournal(folder, DATABASE_URL)  # another process (flock locks are per open file, even in one process)
     assert second.open() == []  # the first is alive: its segment is locked
     other_database = ClickJournal(folder, "another-db-url")
     assert other_database.open() == []
 
     first.close(all_stored=False)  # as at a shutdown that could not reach the database: the file stays
     assert journal_click_ids(folder) == [f"{1:032x}"]
-    third = ClickJournal(folder, "db-url")
+    third = ClickJournal(folder, DATABASE_URL)
     recovered = third.open()
     assert [found.click_id for found in map(event_of_line, recovered) if found is not None] == [f"{1:032x}"]
     another_again = ClickJournal(folder, "another-db-url")
@@ -103,7 +108,7 @@ async def test_clicks_left_by_a_process_that_died_are_written_once_at_the_next_s
 ) -> None:
     link = await add_link(database, world.alice)
     folder = tmp_path / "journal"
-    dead = ClickJournal(folder, "db-url")
+    dead = ClickJournal(folder, DATABASE_URL)
     dead.open()
     for number in range(5):
         dead.append(journal_line(click_event(link.id, world.alice.id, number)))
@@ -116,7 +121,7 @@ async def test_clicks_left_by_a_process_that_died_are_written_once_at_the_next_s
     await early.flush()
     assert await clicks_counted(database) == (2, 2)
 
-    recorder = ClickRecorder(database, flush_interval=3600, journal=ClickJournal(folder, "db-url"))
+    recorder = journaled_recorder(database, folder)
     await recorder.start()
     assert recorder.pending == 5
     await recorder.stop()
@@ -133,8 +138,8 @@ async def test_an_unreadable_journal_line_is_skipped_and_the_rest_written(
     folder = tmp_path / "journal"
     folder.mkdir()
     whole = journal_line(click_event(link.id, world.alice.id, 9))
-    (folder / f"{ClickJournal(folder, 'db-url').prefix}-1-dead.clicks").write_bytes(whole + whole[:40])  # cut short
-    recorder = ClickRecorder(database, journal=ClickJournal(folder, "db-url"))
+    (folder / f"{ClickJournal(folder, DATABASE_URL).prefix}-1-dead.clicks").write_bytes(whole + whole[:40])  # cut short
+    recorder = journaled_recorder(database, folder)
     await recorder.start()
     await recorder.stop()
     assert [click.click_id for click in await stored_clicks(database)] == [f"{9:032x}"]
@@ -144,14 +149,14 @@ async def test_a_full_disk_keeps_the_click_in_memory_and_says_so(
     database: Database, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     link = await add_link(database, world.alice)
-    recorder = ClickRecorder(database, flush_interval=3600, journal=ClickJournal(tmp_path / "journal", "db-url"))
+    recorder = journaled_recorder(database, tmp_path / "journal")
     await recorder.start()
 
     def no_space(fd: int, data: bytes) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     before = journal_failures()
-    monkeypatch.setattr(journal_module.os, "write", no_space)
+    monkeypatch.setattr(os, "write", no_space)  # the journal's append; undone before anything else writes
     recorder.record(click_event(link.id, world.alice.id, 1))
     monkeypatch.undo()
     assert journal_failures() == before + 1
@@ -164,8 +169,8 @@ async def test_a_segment_that_cannot_be_started_keeps_the_current_one_until_a_la
 ) -> None:
     link = await add_link(database, world.alice)
     folder = tmp_path / "journal"
-    journal = ClickJournal(folder, "db-url")
-    recorder = ClickRecorder(database, flush_interval=3600, journal=journal)
+    recorder = journaled_recorder(database, folder)
+    journal = recorder.journal
     await recorder.start()
     recorder.record(click_event(link.id, world.alice.id, 1))
 
