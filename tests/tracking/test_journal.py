@@ -4,6 +4,7 @@ by the next one to start, and are never counted twice in the rollups."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import os
 import signal
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 
@@ -54,6 +56,10 @@ def journal_failures() -> float:
     return REGISTRY.get_sample_value("partners_click_journal_failures_total") or 0.0
 
 
+def clicks_refused() -> float:
+    return REGISTRY.get_sample_value("partners_clicks_refused_total") or 0.0
+
+
 async def test_a_click_is_journaled_when_recorded_and_its_segment_deleted_once_stored(
     database: Database, world: World, tmp_path: Path
 ) -> None:
@@ -75,6 +81,43 @@ async def test_a_click_is_journaled_when_recorded_and_its_segment_deleted_once_s
         await recorder.stop()
     assert segments(folder) == []
     assert len(await stored_clicks(database)) == 3
+
+
+@pytest.mark.parametrize("refusal", ["link-gone", "nul-character"])
+async def test_clicks_the_database_refuses_are_set_aside_and_the_rest_of_their_batch_stored(
+    database: Database, database_url: str, world: World, tmp_path: Path, refusal: str
+) -> None:
+    if refusal == "nul-character" and database_url.startswith("sqlite"):
+        pytest.skip("SQLite stores a NUL character; PostgreSQL's text cannot")
+    link = await add_link(database, world.alice)
+    folder = tmp_path / "journal"
+    recorder = journaled_recorder(database, folder)
+    await recorder.start()
+    refused_before = clicks_refused()
+    try:
+        for number in range(5):
+            click = click_event(link.id, world.alice.id, number)
+            if number in (1, 3) and refusal == "link-gone":
+                click = dataclasses.replace(click, link_id=link.id + 1000)
+            elif number in (1, 3):
+                click = dataclasses.replace(click, user_agent="Mozilla\x00/5.0")
+            recorder.record(click)
+        assert await recorder.flush() == 3
+        assert recorder.pending == 0
+        recorder.record(click_event(link.id, world.alice.id, 5))  # the next batch is not held back
+        assert await recorder.flush() == 1
+    finally:
+        await recorder.stop()
+    assert [click.click_id for click in await stored_clicks(database)] == [f"{n:032x}" for n in (0, 2, 4, 5)]
+    assert await clicks_counted(database) == (4, 4)
+    await assert_rollups_match_a_recount(database)
+    assert clicks_refused() - refused_before == 2
+    assert segments(folder) == []
+    kept = [
+        orjson.loads(line)
+        for line in (folder / f"{ClickJournal(folder, DATABASE_URL).prefix}.refused").read_bytes().splitlines()
+    ]
+    assert [row["click_id"] for row in kept] == [f"{n:032x}" for n in (1, 3)]
 
 
 async def test_a_live_processs_segment_is_not_taken_over_and_a_closed_one_is(

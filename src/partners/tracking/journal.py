@@ -31,6 +31,7 @@ from prometheus_client import Counter
 from partners.kit.logging import get_logger
 
 SUFFIX = ".clicks"
+REFUSED_SUFFIX = ".refused"
 logger = get_logger(__name__)
 journal_failures = Counter(
     "partners_click_journal_failures", "Clicks that could not be appended to the journal (kept in memory only)"
@@ -105,6 +106,19 @@ class ClickJournal:
         """Every click of the sealed segments is stored."""
         while self._sealed:
             self._sealed.pop().delete()
+
+    @property
+    def refused_path(self) -> Path:
+        return self.folder / f"{self.prefix}{REFUSED_SUFFIX}"
+
+    def keep_refused(self, line: bytes) -> None:
+        """A click the database refused (`ClickRecorder`): kept in `<fingerprint>.refused` for an operator to read —
+        never taken over, never retried. One `write` with `O_APPEND`: processes sharing the folder don't interleave."""
+        fd = os.open(self.refused_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
 
     def close(self, *, all_stored: bool) -> None:
         """At shutdown. With clicks not stored, the files stay for the next process to take over."""

@@ -16,8 +16,10 @@ crash before the flush loses nothing, the next start writes the journal's clicks
 retries them on the next round (with a growing pause while the database stays down). Rows that may already be
 stored — a retry after an unclear failure, clicks taken over from a journal — are inserted skipping click ids
 already stored and counted in the rollups only for the rows actually inserted: never a duplicate click, never a
-click counted twice. `stop()` flushes what is left; if the database cannot be reached, the journal keeps it for the
-next start. Each process has its own recorder.
+click counted twice. A row the database refuses for its data (its link gone, a value it cannot store) is found by
+halving the batch and set aside — counted, logged and kept in the journal folder's `.refused` file — so that it
+cannot hold back the clicks after it. `stop()` flushes what is left; if the database cannot be reached, the journal
+keeps it for the next start. Each process has its own recorder.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import orjson
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Table
+from sqlalchemy.exc import DataError, IntegrityError
 
 from partners.db import bulk
 from partners.db.session import Database
@@ -56,6 +59,9 @@ logger = get_logger(__name__)
 clicks_stored = Counter("partners_clicks_stored", "Clicks written to the database")
 clicks_dropped = Counter("partners_clicks_dropped", "Clicks dropped because too many were waiting")
 flush_failures = Counter("partners_click_flush_failures", "Click batches that failed to write")
+clicks_refused = Counter(
+    "partners_clicks_refused", "Clicks the database refused for their data (their link gone, say): set aside"
+)
 clicks_waiting = Gauge("partners_clicks_waiting", "Clicks recorded but not yet written")
 
 
@@ -75,6 +81,9 @@ class ClickEvent:
 
 
 _CLICKS: Table = Click.__table__  # type: ignore[assignment]
+# The database refuses the rows themselves (a constraint, a value it cannot store): retrying cannot help, unlike a
+# lost connection or a lock timeout (OperationalError), which are retried.
+REFUSED_ERRORS = (DataError, IntegrityError)
 
 
 def journal_line(event: ClickEvent) -> bytes:
@@ -156,14 +165,14 @@ class ClickRecorder:
             while self._unwritten:
                 chunk = self._unwritten[:INSERT_CHUNK]
                 try:
-                    await self._insert(chunk, maybe_stored=self._maybe_stored > 0)
+                    refused = await self._insert_or_set_aside(chunk, maybe_stored=self._maybe_stored > 0)
                 except BaseException:
                     self._maybe_stored = len(self._unwritten)  # the failure may have come after the commit
                     raise
                 del self._unwritten[: len(chunk)]
                 self._maybe_stored = max(0, self._maybe_stored - len(chunk))
-                written += len(chunk)
-                clicks_stored.inc(len(chunk))
+                written += len(chunk) - refused
+                clicks_stored.inc(len(chunk) - refused)
                 clicks_waiting.dec(len(chunk))
             if self.journal is not None:
                 self.journal.delete_sealed()
@@ -234,6 +243,39 @@ class ClickRecorder:
         self._unwritten[:0] = rows
         self._maybe_stored += len(rows)
         clicks_waiting.inc(len(rows))
+
+    async def _insert_or_set_aside(self, rows: list[dict[str, Any]], *, maybe_stored: bool) -> int:
+        """Insert the rows; when the database refuses them (`REFUSED_ERRORS`), halve the batch until each row it
+        refuses is found alone, and set those aside: one bad click must not hold back every click after it, retried
+        forever. Returns how many were set aside. Any other error is raised (the batch is retried)."""
+        try:
+            await self._insert(rows, maybe_stored=maybe_stored)
+            return 0
+        except REFUSED_ERRORS as error:
+            if len(rows) == 1:
+                self._set_aside(rows[0], error)
+                return 1
+        half = len(rows) // 2
+        first = await self._insert_or_set_aside(rows[:half], maybe_stored=maybe_stored)
+        return first + await self._insert_or_set_aside(rows[half:], maybe_stored=maybe_stored)
+
+    def _set_aside(self, row: dict[str, Any], error: Exception) -> None:
+        clicks_refused.inc()
+        line = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        kept_in: str | None = None
+        if self.journal is not None:
+            try:
+                self.journal.keep_refused(line)
+                kept_in = self.journal.refused_path.name
+            except OSError as write_error:
+                logger.error("refused click not kept in the journal folder", error=repr(write_error))
+        logger.error(
+            "click refused by the database: set aside, not retried",
+            click_id=row["click_id"],
+            kept_in=kept_in,
+            row=None if kept_in else line.decode(),  # the log is then its only copy
+            error=str(getattr(error, "orig", error)),
+        )
 
     async def _insert(self, rows: list[dict[str, Any]], *, maybe_stored: bool) -> None:
         """Click ids already stored are skipped; when some may be (`maybe_stored`), the rollups count only the rows
