@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+import sqlalchemy as sa
+
 from partners.db.session import Database
 from partners.rollups.models import LinkDay
-from partners.rollups.service import LinkTotals, link_totals
+from partners.rollups.service import LinkTotals, _link_totals_query, link_totals
 from partners.settings import Settings
 from partners.tracking.models import TrackingLink
 from tests.factories import create_partner, create_program
@@ -47,3 +50,21 @@ async def test_a_links_days_are_summed_over_the_period(database: Database, setti
     assert first_two_days == {busy.id: LinkTotals(clicks=3, bot_clicks=3, visitors=None, signups=1, buyers=0)}
     assert from_day_two[busy.id] == LinkTotals(clicks=2, bot_clicks=2, visitors=1, signups=1, buyers=1)
     assert after == {}
+
+
+@pytest.mark.parametrize("from_first", [False, True])
+@pytest.mark.parametrize("to_last", [False, True])
+async def test_link_totals_are_read_from_the_index_alone_on_postgresql(
+    database: Database, database_url: str, from_first: bool, to_last: bool
+) -> None:
+    """Every column the totals read is in the (link_id, day) unique index, so PostgreSQL needs no table page
+    (the planner's cheaper plans turned off: the test's table is tiny)."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite's unique index holds the key only")
+    query = _link_totals_query(from_first, to_last).params(link_ids=[1, 2], first=D1, last=D3)
+    sql = query.compile(dialect=database.engine.dialect, compile_kwargs={"literal_binds": True})
+    async with database.write() as session:
+        await session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        await session.execute(sa.text("SET LOCAL enable_bitmapscan = off"))
+        plan = "\n".join(await session.scalars(sa.text(f"EXPLAIN {sql}")))
+    assert "Index Only Scan using uq_rollup_link_days_link_id_day" in plan, plan
