@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -12,11 +13,14 @@ import sqlalchemy as sa
 
 from partners.affiliates.models import Partner
 from partners.audit.models import AuditEntry
+from partners.commissions import service as commissions
+from partners.commissions.models import Commission
 from partners.db.session import Database
 from partners.identity.roles import Role
 from partners.settings import Settings
 from partners.tracking.models import TrackingLink
 from partners.web import demo_shop
+from tests.commissions.support import make_customer, make_purchase
 from tests.web.support import PASSWORD, csrf_of, log_in_partner, log_in_staff, make_shop
 
 PORTAL_PAGES = {
@@ -147,6 +151,33 @@ async def test_the_commissions_export_is_a_csv_with_a_header(
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0][:3] == ["commission_id", "created_at", "purchase_id"]
+
+
+async def test_the_commissions_export_keeps_the_utc_days_asked(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    shop = await make_shop(database, settings)
+    created = [
+        datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC),  # the day before `from`
+        datetime(2026, 3, 2, 0, 0, tzinfo=UTC),  # the first instant of `from`
+        datetime(2026, 3, 3, 23, 59, 59, tzinfo=UTC),  # the last second of `to`
+        datetime(2026, 3, 4, 0, 0, tzinfo=UTC),  # the day after `to`
+    ]
+    async with database.write() as session:
+        customer = await make_customer(session, shop.program, shop.partner)
+        made = []
+        for at in created:
+            purchase = await make_purchase(session, customer, 10_000, occurred_at=at)
+            [commission] = await commissions.create_commissions_for_purchase(
+                session, purchase=purchase, customer=customer, now=at
+            )
+            made.append(commission.id)
+        for commission_id, at in zip(made, created, strict=True):  # the row's own creation time, not the test's
+            await session.execute(sa.update(Commission).where(Commission.id == commission_id).values(created_at=at))
+    await log_in_partner(client)
+    response = await client.get("/portal/commissions.csv?from=2026-03-02&to=2026-03-03")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert sorted(int(row["commission_id"]) for row in rows) == made[1:3]
 
 
 async def test_an_owner_sees_every_console_page(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +43,7 @@ from partners.dashboard.schemas import (
     TierOut,
     TierProgressOut,
 )
+from partners.db.types import start_of_utc_day
 from partners.kit.errors import Unprocessable
 from partners.ledger import service as ledger
 from partners.programs import service as programs
@@ -65,11 +66,11 @@ class Window:
 
     @property
     def start(self) -> datetime:
-        return datetime.combine(self.first, time(), tzinfo=UTC)
+        return start_of_utc_day(self.first)
 
     @property
     def end(self) -> datetime:
-        return datetime.combine(self.last + timedelta(days=1), time(), tzinfo=UTC)
+        return start_of_utc_day(self.last + timedelta(days=1))
 
     @property
     def days(self) -> int:

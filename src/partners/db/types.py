@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, String
@@ -50,6 +50,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def start_of_utc_day(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 ShortText = String(255)

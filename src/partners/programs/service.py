@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from partners.affiliates.models import Partner
 from partners.audit.service import Actor, record
 from partners.commissions.rules import BPS_SCALE, DURATIONS, bonus_rate
 from partners.db.session import dialect_insert
-from partners.db.types import UTCDateTime
+from partners.db.types import UTCDateTime, start_of_utc_day
 from partners.events.models import Purchase
 from partners.kit.errors import Conflict, NotFound, Unprocessable
 from partners.programs.defaults import default_tiers
@@ -583,7 +583,7 @@ def rule_window(now: datetime, days: int) -> tuple[date, date]:
 
 
 def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    return datetime.combine(first, time(), tzinfo=UTC), datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
+    return start_of_utc_day(first), start_of_utc_day(last + timedelta(days=1))
 
 
 async def paying_customers(

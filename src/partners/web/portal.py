@@ -9,7 +9,7 @@ import csv
 import io
 import secrets
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -23,7 +23,7 @@ from partners.affiliates import service as affiliates
 from partners.commissions import service as commissions
 from partners.dashboard import service as dashboards
 from partners.dashboard.schemas import DashboardOut
-from partners.db.types import utcnow
+from partners.db.types import start_of_utc_day, utcnow
 from partners.kit.deps import SessionDep
 from partners.kit.errors import AppError, Forbidden, NotFound, Unprocessable
 from partners.payouts import service as payouts
@@ -135,10 +135,6 @@ def _parse_day(value: str) -> date | None:
         return date.fromisoformat(value) if value else None
     except ValueError:
         return None
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 # --- dashboard ------------------------------------------------------------------------------------------
@@ -337,8 +333,8 @@ def _commission_filter(request: Request, partner_id: int) -> tuple[commissions.C
         partner_id=partner_id,
         status=status,
         level=level,
-        created_from=_start_of(first) if first else None,
-        created_to=_start_of(last + timedelta(days=1)) if last else None,
+        created_from=start_of_utc_day(first) if first else None,
+        created_to=start_of_utc_day(last + timedelta(days=1)) if last else None,
     )
     return where, chosen
 
