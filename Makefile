@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 export DATABASE_URL ?= sqlite+aiosqlite:///./var/partners.db
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Links in emails and the portal point at the server `make run` starts, on whatever HOST and PORT it was given.
+export PARTNERS_BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: run test lint typecheck pytest migrate demo worker clean bench
 
